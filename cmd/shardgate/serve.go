@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"shardgate/accesslog"
+	"shardgate/admin"
+	"shardgate/config"
+	"shardgate/gateway"
+	"shardgate/listener"
+)
+
+// hooks let the demo drive a running gateway; nil for a plain run.
+type hooks struct {
+	ready func(listen []string, gw *gateway.Gateway) // called once serving
+	stop  <-chan struct{}                            // closed to shut down
+}
+
+// serve runs the gateway until SIGTERM/SIGINT (or h.stop), reloading the
+// config at path on SIGHUP, then drains and returns.
+func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
+	metrics := admin.NewMetrics(buildVersion())
+	var access *accesslog.Writer
+	if cfg.Log.AccessLog != "" {
+		w, err := accesslog.Open(cfg.Log.AccessLog, cfg.Log.AccessLogBuffer)
+		if err != nil {
+			return fmt.Errorf("opening access log: %w", err)
+		}
+		defer w.Close()
+		access = w
+		metrics.SetAccessLogDropped(w.Dropped)
+	}
+	gw, err := gateway.New(cfg, metrics, access, log)
+	if err != nil {
+		return err
+	}
+	groups, err := listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer closeGroups(groups)
+
+	var ready atomic.Bool
+	snapshot := func() admin.Snapshot {
+		return admin.Snapshot{
+			Version:   buildVersion(),
+			Ready:     ready.Load(),
+			Listeners: listenerStatus(groups),
+			Upstreams: gw.Snapshot(),
+		}
+	}
+	metrics.SetSource(snapshot)
+	adminAddr := "-"
+	if cfg.Admin.Address != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Address)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		as := admin.NewServer(metrics, snapshot, ready.Load)
+		go func() {
+			if err := as.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin server stopped", "error", err)
+			}
+		}()
+		defer as.Shutdown(context.Background())
+		adminAddr = ln.Addr().String()
+	}
+
+	srv := gateway.NewServer(gw, cfg.Server, log)
+	srv.Serve(groups)
+	ready.Store(true)
+	addrs := make([]string, len(groups))
+	for i, g := range groups {
+		addrs[i] = g.Addr().String()
+	}
+	log.Info("ready", "listen", strings.Join(addrs, ","), "admin", adminAddr, "version", buildVersion())
+	if h != nil && h.ready != nil {
+		go h.ready(addrs, gw)
+	}
+
+	waitForStop(path, gw, metrics, log, h)
+	ready.Store(false)
+	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown timeout passed with requests still open", "error", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// waitForStop handles signals until one asks the process to stop.
+func waitForStop(path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger, h *hooks) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	var stop <-chan struct{}
+	if h != nil {
+		stop = h.stop
+	}
+	for {
+		select {
+		case <-stop:
+			return
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				log.Info("signal received", "signal", sig.String())
+				return
+			}
+			reload(path, gw, metrics, log)
+		}
+	}
+}
+
+// reload applies the config file again. An invalid file changes nothing.
+func reload(path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger) {
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = gw.Apply(cfg)
+	}
+	metrics.ConfigReload(err == nil)
+	if err != nil {
+		log.Error("reload failed; configuration unchanged", "path", path, "error", err)
+		return
+	}
+	log.Info("reloaded", "path", path)
+}
+
+func listen(ls []config.Listen) ([]*listener.Group, error) {
+	var groups []*listener.Group
+	for _, l := range ls {
+		g, err := listener.Listen(l.Address, l.Shards)
+		if err != nil {
+			closeGroups(groups)
+			return nil, err
+		}
+		groups = append(groups, g)
+	}
+	return groups, nil
+}
+
+func closeGroups(groups []*listener.Group) {
+	for _, g := range groups {
+		g.Close()
+	}
+}
+
+func listenerStatus(groups []*listener.Group) []admin.ListenerStatus {
+	out := make([]admin.ListenerStatus, len(groups))
+	for i, g := range groups {
+		s := admin.ListenerStatus{Address: g.Address(), Open: g.Open()}
+		for shard := range g.Shards() {
+			s.Accepted = append(s.Accepted, g.Accepted(shard))
+		}
+		out[i] = s
+	}
+	return out
+}

@@ -1,0 +1,270 @@
+// Package config reads shardgate's YAML configuration: the schema, its
+// defaults, and validation whose errors name the key path and the line of the
+// offending value, such as
+//
+//	upstreams.app.backends[1].max_inflight: must be ≥ 0 (line 23)
+//
+// The package imports no other shardgate package; it only describes what the
+// runtime packages build.
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is a loaded and validated configuration. Load and Parse return a new
+// value each time and never modify it afterwards, so it is safe for concurrent
+// reads; callers must not modify it while others read it.
+type Config struct {
+	// Listen is the list of client-facing listeners (YAML key listen).
+	// Default, when the key is absent: one listener on ":8080" with 0 shards.
+	Listen []Listen
+	// Admin is the admin listener for /metrics, /healthz, /readyz and
+	// /status (YAML key admin).
+	Admin Admin
+	// Server holds the client-side limits and timeouts (YAML key server).
+	Server Server
+	// Log configures the process log and the access log (YAML key log).
+	Log Log
+	// Upstreams maps each upstream name to its pool (YAML key upstreams).
+	// At least one is required.
+	Upstreams map[string]*Upstream
+	// UpstreamNames lists the keys of Upstreams in sorted order, so callers
+	// iterate deterministically. Filled by the loader.
+	UpstreamNames []string
+	// Routes maps requests to upstreams by host and path prefix, in file
+	// order (YAML key routes). At least one is required.
+	Routes []Route
+}
+
+// Listen is one client-facing listener.
+type Listen struct {
+	// Address is host:port to listen on (YAML key address, required). The
+	// host may be empty to listen on every address; port 0 picks a free port.
+	Address string
+	// Shards is the number of SO_REUSEPORT sockets, each with its own accept
+	// loop (YAML key shards). Default 0, which means one per GOMAXPROCS; the
+	// runtime resolves it. At most 1024.
+	Shards int
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	// Address is host:port of the admin listener (YAML key address).
+	// Default "127.0.0.1:9180". An explicit "" disables the admin listener.
+	// It must not overlap any listen address.
+	Address string
+}
+
+// Server holds the client-side limits and timeouts.
+type Server struct {
+	// ReadTimeout bounds reading one whole request, headers and body, from
+	// the client (YAML key read_timeout). Default 30s; must be > 0.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response to the client (YAML key
+	// write_timeout). Default 30s; must be > 0.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long an idle keep-alive client connection stays
+	// open (YAML key idle_timeout). Default 60s; must be > 0.
+	IdleTimeout time.Duration
+	// ShutdownTimeout bounds the drain of in-flight and queued requests on
+	// SIGTERM (YAML key shutdown_timeout). Default 30s; must be > 0.
+	ShutdownTimeout time.Duration
+	// MaxHeaderBytes is the largest request header block accepted, in bytes
+	// (YAML key max_header_bytes, a size). Default 16 KiB; must be between
+	// 1 KiB and 1 MiB.
+	MaxHeaderBytes int
+	// MaxBodyBytes is the largest request body accepted, in bytes (YAML key
+	// max_body_bytes, a size). Default 10 MiB; must be > 0.
+	MaxBodyBytes int
+	// TrustedProxies are the client networks whose X-Forwarded-For is kept
+	// and appended to (YAML key trusted_proxies: CIDRs or bare IPs; a bare
+	// IP becomes a /32 or /128). Prefixes are stored masked. Default empty:
+	// X-Forwarded-For from clients is never trusted.
+	TrustedProxies []netip.Prefix
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is the process log format, "text" (default) or "json"
+	// (YAML key format).
+	Format string
+	// Level is the lowest level logged: "debug", "info" (default), "warn"
+	// or "error" (YAML key level).
+	Level string
+	// AccessLog is where access log lines go: "" (default) turns the access
+	// log off, "stdout" or "stderr" name those streams, anything else is a
+	// file path (YAML key access_log).
+	AccessLog string
+	// AccessLogBuffer is how many access log lines may wait for the writer
+	// before new ones are dropped and counted (YAML key access_log_buffer).
+	// Default 4096; must be > 0.
+	AccessLogBuffer int
+}
+
+// Upstream is one named pool of backends with its admission queue.
+type Upstream struct {
+	// Name is the upstream's key under upstreams, filled by the loader. It
+	// matches [A-Za-z0-9_.-]+ and is used as a Prometheus label value.
+	Name string
+	// Balancer is the selection policy among backends with a free slot
+	// (YAML key balancer): "least_inflight" (default), "p2c",
+	// "round_robin" or "random".
+	Balancer string
+	// MaxInflight caps the requests in flight over the whole pool (YAML key
+	// max_inflight). Default 0, which means the sum of the backend limits,
+	// or unlimited when any backend is unlimited. Must be ≥ 0.
+	MaxInflight int
+	// Queue configures the admission queue (YAML key queue).
+	Queue Queue
+	// ConnectTimeout bounds dialing a backend (YAML key connect_timeout).
+	// Default 1s; must be > 0.
+	ConnectTimeout time.Duration
+	// ResponseTimeout bounds waiting for a backend's whole response (YAML
+	// key response_timeout). Default 30s; must be > 0. Keep it at or below
+	// the backend's own worker timeout.
+	ResponseTimeout time.Duration
+	// IdleConnTimeout is how long an idle backend connection is kept for
+	// reuse (YAML key idle_conn_timeout). Default 1s; must be > 0. Keep it
+	// below the backend's keep-alive (gunicorn's default is 2s).
+	IdleConnTimeout time.Duration
+	// Backends are the pool's members, in file order. At least one.
+	Backends []Backend
+}
+
+// Queue configures an upstream's admission queue.
+type Queue struct {
+	// MaxLength is how many requests may wait for a slot (YAML key
+	// max_length); one more is shed with 503 at once. Default 1000; must be
+	// ≥ 0; 0 means no queue: shed at once when no slot is free.
+	MaxLength int
+	// Timeout is the longest a request waits for a slot before it is shed
+	// with 503 and Retry-After (YAML key timeout). Default 5s; must be > 0.
+	Timeout time.Duration
+	// LIFOAfter switches the queue to newest-first while its oldest waiter
+	// has waited longer than this (YAML key lifo_after). Default 500ms when
+	// the key is absent; an explicit 0 keeps strict FIFO. Must be ≥ 0.
+	LIFOAfter time.Duration
+}
+
+// Backend is one member of an upstream pool.
+type Backend struct {
+	// Address is the backend's host:port (YAML key address, required). The
+	// host must not be empty; the port is 1-65535.
+	Address string
+	// MaxInflight is how many requests the backend can run at once (YAML
+	// key max_inflight). Default 0, which means unlimited. Must be ≥ 0.
+	// Set either MaxInflight or Workers, not both.
+	MaxInflight int
+	// Workers is gunicorn's -w, the number of worker processes (YAML key
+	// workers). When > 0 the limit is Workers × max(Threads, 1). Default 0.
+	Workers int
+	// Threads is gunicorn's --threads, the threads per gthread worker (YAML
+	// key threads). Default 0 (same as 1: sync workers); only valid with
+	// Workers > 0.
+	Threads int
+	// Weight is the backend's share relative to its peers when limits do
+	// not decide (YAML key weight). Default 1; must be between 1 and 1000.
+	Weight int
+}
+
+// Limit returns how many requests the backend may run at once:
+// Workers × max(Threads, 1) when Workers is set, else MaxInflight. 0 means
+// unlimited.
+func (b Backend) Limit() int {
+	if b.Workers > 0 {
+		return b.Workers * max(b.Threads, 1)
+	}
+	return b.MaxInflight
+}
+
+// Route sends requests whose host and path match to an upstream.
+type Route struct {
+	// Host is the host to match (YAML key host): an exact host
+	// ("example.com"), a wildcard suffix ("*.example.com", which matches
+	// subdomains only) or "*" for any host (default). It never has a port
+	// and is stored lowercased; matching is case-insensitive.
+	Host string
+	// PathPrefix is the path prefix to match (YAML key path_prefix).
+	// Default "/"; must start with "/".
+	PathPrefix string
+	// Upstream is the name of the upstream that serves the route (YAML key
+	// upstream, required).
+	Upstream string
+}
+
+// Error is one problem in a configuration file. Load and Parse join every
+// problem they find with errors.Join, each one an *Error, so errors.As finds
+// them.
+type Error struct {
+	// Path is the dotted key path of the offending value, such as
+	// "upstreams.app.backends[1].max_inflight"; "" for problems with the
+	// file as a whole.
+	Path string
+	// Line is the 1-based line of the offending node; 0 when unknown.
+	Line int
+	// Msg describes the problem.
+	Msg string
+}
+
+// Error formats e as "path: msg (line N)", leaving out the parts that are
+// empty or zero.
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	if e.Line > 0 {
+		b.WriteString(" (line ")
+		b.WriteString(strconv.Itoa(e.Line))
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Defaults of the values the YAML may leave out.
+const (
+	defaultListen          = ":8080"
+	defaultAdmin           = "127.0.0.1:9180"
+	defaultBalancer        = "least_inflight"
+	defaultAccessLogBuffer = 4096
+	defaultQueueLength     = 1000
+	defaultWeight          = 1
+)
+
+func defaultConfig() *Config {
+	return &Config{
+		Listen: []Listen{{Address: defaultListen}},
+		Admin:  Admin{Address: defaultAdmin},
+		Server: Server{
+			ReadTimeout:     30 * time.Second,
+			WriteTimeout:    30 * time.Second,
+			IdleTimeout:     60 * time.Second,
+			ShutdownTimeout: 30 * time.Second,
+			MaxHeaderBytes:  16 << 10,
+			MaxBodyBytes:    10 << 20,
+		},
+		Log:       Log{Format: "text", Level: "info", AccessLogBuffer: defaultAccessLogBuffer},
+		Upstreams: map[string]*Upstream{},
+	}
+}
+
+func defaultUpstream(name string) *Upstream {
+	return &Upstream{
+		Name:     name,
+		Balancer: defaultBalancer,
+		Queue: Queue{
+			MaxLength: defaultQueueLength,
+			Timeout:   5 * time.Second,
+			LIFOAfter: 500 * time.Millisecond,
+		},
+		ConnectTimeout:  time.Second,
+		ResponseTimeout: 30 * time.Second,
+		IdleConnTimeout: time.Second,
+	}
+}

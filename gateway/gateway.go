@@ -1,0 +1,223 @@
+// Package gateway is shardgate's request path: a fasthttp handler that
+// routes each buffered request to an upstream, waits for admission, forwards
+// it to the chosen backend and maps every failure to one status code.
+package gateway
+
+import (
+	"log/slog"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"shardgate/accesslog"
+	"shardgate/admin"
+	"shardgate/config"
+	"shardgate/listener"
+	"shardgate/upstream"
+)
+
+// upstreamState is one upstream as the request path sees it.
+type upstreamState struct {
+	name       string
+	balancer   string
+	pool       *upstream.Pool
+	metrics    *admin.UpstreamMetrics
+	backends   map[*upstream.Backend]*admin.BackendMetrics
+	retryAfter string // whole seconds, the queue timeout rounded up
+}
+
+// state is everything a reload replaces, swapped as one immutable value.
+type state struct {
+	router    router
+	upstreams []*upstreamState
+	trusted   []netip.Prefix
+}
+
+// Gateway is the request handler and its reloadable state. Safe for
+// concurrent use.
+type Gateway struct {
+	state    atomic.Pointer[state]
+	draining atomic.Bool
+	metrics  *admin.Metrics
+	access   *accesslog.Writer // nil when the access log is off
+	log      *slog.Logger
+
+	// mu serialises Apply; it protects pools and backends.
+	mu       sync.Mutex
+	pools    map[string]*upstream.Pool
+	backends map[string]*upstream.Backend // by upstream name + "|" + address
+}
+
+// New returns a gateway configured from cfg. metrics must not be nil; access
+// may be.
+func New(cfg *config.Config, metrics *admin.Metrics, access *accesslog.Writer, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{
+		metrics:  metrics,
+		access:   access,
+		log:      log,
+		pools:    make(map[string]*upstream.Pool),
+		backends: make(map[string]*upstream.Backend),
+	}
+	if err := g.Apply(cfg); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// Handler serves one client request. It is the fasthttp.RequestHandler.
+func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	s.conn = ctx.Conn()
+	defer g.recoverPanic(ctx)
+
+	if g.draining.Load() {
+		reply(ctx, fasthttp.StatusServiceUnavailable, "shutting down", "1")
+		ctx.SetConnectionClose()
+		return
+	}
+	st := g.state.Load()
+	h := &ctx.Request.Header
+	s.host = normalizeHost(s.host, h.Host())
+	u := st.router.match(s.host, routePath(h.RequestURI(), &s.uri))
+	if u == nil {
+		reply(ctx, fasthttp.StatusNotFound, "no route", "")
+		g.logAccess(ctx, s, start, nil, nil, 0, 0, "")
+		return
+	}
+	clientClose := h.ConnectionClose()
+	rewriteRequest(h, peerAddr(s.conn), st.trusted, s)
+	g.forward(ctx, s, u, start)
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+}
+
+// forward waits for a slot, sends the request and records the outcome.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, start time.Time) {
+	b, waited, err := u.pool.Acquire(s)
+	u.metrics.QueueWait(waited)
+	if err != nil {
+		reason, _ := upstream.Reason(err)
+		u.metrics.Shed(admin.ShedReason(reason))
+		code := fasthttp.StatusServiceUnavailable
+		if reason == upstream.ShedClientGone {
+			code = statusClientGone
+			ctx.SetConnectionClose()
+		}
+		reply(ctx, code, shedText[reason], u.retryAfter)
+		u.metrics.Request(code, time.Since(start))
+		g.logAccess(ctx, s, start, u, nil, waited, 0, shedNames[reason])
+		return
+	}
+	sent := time.Now()
+	err = do(u.pool, b, ctx)
+	took := time.Since(sent)
+	bm := u.backends[b]
+	if err != nil {
+		kind, code, text := classify(err)
+		if bm != nil {
+			bm.Error(kind)
+		}
+		g.log.Debug("backend error", "upstream", u.name, "backend", b.Address(), "error", err)
+		reply(ctx, code, text, "")
+	} else {
+		if bm != nil {
+			bm.Response(took)
+		}
+		rewriteResponse(&ctx.Response.Header, s)
+	}
+	u.metrics.Request(ctx.Response.StatusCode(), time.Since(start))
+	g.logAccess(ctx, s, start, u, b, waited, took, "")
+}
+
+// do runs the exchange with the slot held; the slot is released on every
+// way out, a panic included.
+func do(p *upstream.Pool, b *upstream.Backend, ctx *fasthttp.RequestCtx) error {
+	defer p.Release(b)
+	return b.Do(&ctx.Request, &ctx.Response)
+}
+
+// statusClientGone is recorded for requests whose client left while they
+// waited; the client never sees it (nginx's 499).
+const statusClientGone = 499
+
+var (
+	shedText  = [...]string{"queue full", "queue timeout", "client gone", "no healthy backend"}
+	shedNames = [...]string{"queue_full", "queue_timeout", "client_gone", "no_backend"}
+)
+
+// reply replaces the response with the gateway's own: a status and one line
+// of text naming the reason.
+func reply(ctx *fasthttp.RequestCtx, code int, text, retryAfter string) {
+	r := &ctx.Response
+	r.Reset()
+	r.SetStatusCode(code)
+	r.Header.SetContentType("text/plain; charset=utf-8")
+	if retryAfter != "" {
+		r.Header.Set("Retry-After", retryAfter)
+	}
+	r.SetBodyString(text + "\n")
+}
+
+func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {
+	if v := recover(); v != nil {
+		g.log.Error("panic serving request", "panic", v, "stack", string(debug.Stack()))
+		reply(ctx, fasthttp.StatusInternalServerError, "internal error", "")
+		ctx.SetConnectionClose()
+	}
+}
+
+// Drain makes the gateway answer new requests with 503 and close their
+// connections; requests already admitted or queued finish.
+func (g *Gateway) Drain() { g.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (g *Gateway) Draining() bool { return g.draining.Load() }
+
+func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, s *scratch, start time.Time, u *upstreamState,
+	b *upstream.Backend, waited, took time.Duration, shed string) {
+	if g.access == nil {
+		return
+	}
+	e := accesslog.Entry{
+		Time:        start,
+		Method:      ctx.Request.Header.Method(),
+		Host:        ctx.Request.Header.Host(),
+		Path:        ctx.Request.Header.RequestURI(),
+		Status:      ctx.Response.StatusCode(),
+		Bytes:       int64(len(ctx.Response.Body())),
+		QueueWait:   waited,
+		BackendTime: took,
+		Total:       time.Since(start),
+		Shed:        shed,
+		Shard:       -1,
+	}
+	if c, ok := s.conn.(*listener.Conn); ok {
+		e.Shard = c.Shard()
+	}
+	if s.conn != nil {
+		s.buf = peerAddrPort(s.buf[:0], s.conn)
+		e.Client = s.buf
+	}
+	if u != nil {
+		e.Upstream = u.name
+	}
+	if b != nil {
+		e.Backend = b.Address()
+	}
+	g.access.Log(&e)
+}
+
+func retryAfter(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(secs, 1), 10)
+}

@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+
+	"shardgate/listener"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 plus the
+// ones proxies conventionally drop. Expect is answered by the gateway
+// itself, which has read the whole body before forwarding.
+var hopHeaders = [...]string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer",
+	"Upgrade", "Proxy-Authorization", "Proxy-Authenticate", "Expect",
+}
+
+// framing headers are never removed on a client's say-so: the gateway owns
+// the message framing and the Host header is forwarded unchanged.
+func protected(name []byte) bool {
+	return eqFold(name, "Host") || eqFold(name, "Content-Length") || eqFold(name, "Transfer-Encoding")
+}
+
+// scratch holds what one request needs beyond the RequestCtx. It is pooled,
+// so nothing here may outlive the handler.
+type scratch struct {
+	host   []byte
+	names  [][]byte // headers to drop (listed in Connection or named with "_")
+	buf    []byte   // backing store for names
+	xff    []byte
+	uri    fasthttp.URI
+	conn   net.Conn
+	access bool
+}
+
+// Gone reports whether the client closed its connection; the queue asks.
+func (s *scratch) Gone() bool {
+	sc, ok := s.conn.(syscall.Conn)
+	return ok && listener.Peek(sc) == listener.StateClosed
+}
+
+// addName records a header name to drop, copied into s.buf.
+func (s *scratch) addName(name []byte) {
+	start := len(s.buf)
+	s.buf = append(s.buf, name...)
+	s.names = append(s.names, s.buf[start:len(s.buf):len(s.buf)])
+}
+
+// rewriteRequest turns the client's request into the one the backend gets:
+// hop-by-hop headers, headers the client named in Connection and headers
+// whose names contain "_" go (gunicorn reads X_Forwarded_For as
+// X-Forwarded-For and SCRIPT_NAME as the mount point); only then are the
+// gateway's own headers set, so a client can never remove them.
+func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.Prefix, s *scratch) {
+	s.names, s.buf = s.names[:0], s.buf[:0]
+	for k, v := range h.AllInOrder() {
+		switch {
+		case eqFold(k, "Connection"):
+			s.addTokens(v)
+		case bytes.IndexByte(k, '_') >= 0:
+			s.addName(k)
+		}
+	}
+	for _, name := range s.names {
+		if !protected(name) {
+			h.DelBytes(name)
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	h.ResetConnectionClose()
+
+	s.xff = s.xff[:0]
+	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 && isTrusted(peer, trusted) {
+		s.xff = append(s.xff, prior...)
+		s.xff = append(s.xff, ", "...)
+	}
+	s.xff = peer.AppendTo(s.xff)
+	h.SetBytesV("X-Forwarded-For", s.xff)
+	h.Set("X-Forwarded-Proto", "http")
+	if host := h.Host(); len(host) > 0 {
+		h.SetBytesV("X-Forwarded-Host", host)
+	}
+}
+
+// rewriteResponse drops the backend's hop-by-hop headers. The gateway
+// decides about the client connection itself.
+func rewriteResponse(h *fasthttp.ResponseHeader, s *scratch) {
+	s.names, s.buf = s.names[:0], s.buf[:0]
+	if v := h.Peek("Connection"); len(v) > 0 {
+		s.addTokens(v)
+	}
+	for _, name := range s.names {
+		if !protected(name) {
+			h.DelBytes(name)
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	h.ResetConnectionClose()
+}
+
+// addTokens records the header names listed in a Connection value.
+func (s *scratch) addTokens(v []byte) {
+	for len(v) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
+		}
+		tok = bytes.Trim(tok, " \t")
+		if len(tok) > 0 && !eqFold(tok, "close") && !eqFold(tok, "keep-alive") {
+			s.addName(tok)
+		}
+	}
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerAddr returns the client's IP address without allocating.
+func peerAddr(c net.Conn) netip.Addr {
+	if c == nil {
+		return netip.Addr{}
+	}
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		a, _ := netip.AddrFromSlice(ta.IP)
+		return a.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// eqFold reports whether b equals the ASCII string s, ignoring case.
+func eqFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c, d := b[i], s[i]
+		if c|0x20 != d|0x20 || (c|0x20 < 'a' || c|0x20 > 'z') && c != d {
+			return false
+		}
+	}
+	return true
+}
+
+// peerAddrPort appends the client's ip:port to dst without allocating.
+func peerAddrPort(dst []byte, c net.Conn) []byte {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		a, _ := netip.AddrFromSlice(ta.IP)
+		return netip.AddrPortFrom(a.Unmap(), uint16(ta.Port)).AppendTo(dst)
+	}
+	return dst
+}

@@ -1,0 +1,140 @@
+// Package upstream owns the backends a gateway forwards to, the pools they
+// form, and the admission queue in front of each pool.
+//
+// A request may run on a backend only while the backend has a free slot
+// (in-flight below its limit) and the pool as a whole is below its own limit.
+// When no slot is free the request waits in the pool's queue until a slot is
+// handed to it, its deadline passes, or its client goes away. See DESIGN.md,
+// "Admission semantics".
+package upstream
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// BackendConfig is what a Backend is built from.
+type BackendConfig struct {
+	Address         string
+	Limit           int64         // concurrent requests it can run; 0 = unlimited
+	Weight          int64         // >= 1
+	ConnectTimeout  time.Duration // TCP connect
+	ResponseTimeout time.Duration // whole exchange once connected
+	IdleConnTimeout time.Duration // pooled connections idle longer are closed
+}
+
+// Backend is one server of a pool: its address, its concurrency limit, the
+// requests in flight on it and the connection pool to it. Safe for concurrent
+// use. A Backend satisfies balancer.Backend.
+type Backend struct {
+	addr     string
+	limit    atomic.Int64
+	weight   atomic.Int64
+	inflight atomic.Int64
+	up       atomic.Bool
+	requests atomic.Uint64
+	errors   atomic.Uint64
+
+	client *fasthttp.HostClient
+}
+
+// NewBackend returns a healthy backend with no requests in flight.
+func NewBackend(c BackendConfig) *Backend {
+	b := &Backend{addr: c.Address}
+	b.up.Store(true)
+	b.client = newHostClient(c)
+	b.Reconfigure(c)
+	return b
+}
+
+// Reconfigure sets the tunables a reload may change without losing state:
+// limit, weight, timeouts and the connection cap.
+func (b *Backend) Reconfigure(c BackendConfig) {
+	b.limit.Store(c.Limit)
+	w := c.Weight
+	if w < 1 {
+		w = 1
+	}
+	b.weight.Store(w)
+	b.client.ReadTimeout = c.ResponseTimeout
+	b.client.WriteTimeout = c.ResponseTimeout
+	b.client.MaxIdleConnDuration = c.IdleConnTimeout
+	b.client.SetMaxConns(maxConns(c.Limit))
+}
+
+// maxConns is the HostClient connection cap for a backend limit: never below
+// the limit, so fasthttp never queues or refuses on its own.
+func maxConns(limit int64) int {
+	if limit <= 0 {
+		return 1 << 20
+	}
+	return int(limit)
+}
+
+// Address returns the backend's host:port.
+func (b *Backend) Address() string { return b.addr }
+
+// Inflight returns the requests running on the backend now.
+func (b *Backend) Inflight() int64 { return b.inflight.Load() }
+
+// Limit returns the concurrency limit; 0 means unlimited.
+func (b *Backend) Limit() int64 { return b.limit.Load() }
+
+// Weight returns the balancing weight (>= 1).
+func (b *Backend) Weight() int64 { return b.weight.Load() }
+
+// Up reports whether the backend takes new requests.
+func (b *Backend) Up() bool { return b.up.Load() }
+
+// SetUp marks the backend healthy or not. A down backend takes no new
+// requests; those in flight finish.
+func (b *Backend) SetUp(up bool) { b.up.Store(up) }
+
+// Available reports whether a new request could start on the backend now.
+func (b *Backend) Available() bool {
+	if !b.up.Load() {
+		return false
+	}
+	l := b.limit.Load()
+	return l == 0 || b.inflight.Load() < l
+}
+
+// Requests returns how many requests were forwarded to the backend.
+func (b *Backend) Requests() uint64 { return b.requests.Load() }
+
+// Errors returns how many forwarded requests failed at the transport level.
+func (b *Backend) Errors() uint64 { return b.errors.Load() }
+
+// tryAcquire takes a slot on the backend if one is free.
+func (b *Backend) tryAcquire() bool {
+	if !b.up.Load() {
+		return false
+	}
+	for {
+		l := b.limit.Load()
+		n := b.inflight.Load()
+		if l != 0 && n >= l {
+			return false
+		}
+		if b.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Do forwards req to the backend and reads the whole response into resp.
+// The caller must hold a slot on the backend (Pool.Acquire). The request is
+// never resent: a pooled connection is checked before it is written to.
+func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
+	b.requests.Add(1)
+	err := b.client.Do(req, resp)
+	if err != nil {
+		b.errors.Add(1)
+	}
+	return err
+}
+
+// CloseIdleConnections closes the backend's pooled idle connections.
+func (b *Backend) CloseIdleConnections() { b.client.CloseIdleConnections() }

@@ -1,0 +1,211 @@
+package upstream
+
+import (
+	"sync"
+	"time"
+)
+
+// waiter is one queued request. ready receives the backend whose slot was
+// handed to it; a waiter is in the list exactly while nothing was sent.
+type waiter struct {
+	ready      chan *Backend // buffered, capacity 1
+	prev, next *waiter
+	enqueued   time.Time
+	queued     bool // protected by Pool.mu
+
+	deadline *time.Timer
+	poll     *time.Ticker
+}
+
+var waiters = sync.Pool{New: func() any {
+	w := &waiter{ready: make(chan *Backend, 1)}
+	w.deadline = time.NewTimer(time.Hour)
+	w.deadline.Stop()
+	w.poll = time.NewTicker(time.Hour)
+	w.poll.Stop()
+	return w
+}}
+
+// waitList is an intrusive doubly linked list of waiters, oldest first.
+type waitList struct {
+	head, tail *waiter
+	len        int
+}
+
+func (l *waitList) pushBack(w *waiter) {
+	w.prev, w.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+	l.len++
+	w.queued = true
+}
+
+func (l *waitList) remove(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	l.len--
+	w.queued = false
+}
+
+// acquireSlow queues the request unless a slot became free meanwhile.
+func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, error) {
+	p.mu.Lock()
+	p.waiting.Add(1) // announce before the last try; see Pool.waiting
+	if p.q.len == 0 {
+		if b := p.tryAcquire(m); b != nil {
+			p.waiting.Add(-1)
+			p.mu.Unlock()
+			return b, 0, nil
+		}
+	}
+	var err error
+	switch {
+	case !healthy(m):
+		err = ErrNoBackend
+	case p.q.len >= m.queueLength:
+		err = ErrQueueFull
+	}
+	if err != nil {
+		p.waiting.Add(-1)
+		p.mu.Unlock()
+		return nil, 0, p.countShed(err)
+	}
+	w := waiters.Get().(*waiter)
+	w.enqueued = p.now()
+	p.q.pushBack(w)
+	p.dispatchLocked() // slots may be free with older waiters ahead of us
+	p.mu.Unlock()
+
+	b, err := p.wait(w, m.timeout, client)
+	waited := p.now().Sub(w.enqueued)
+	waiters.Put(w)
+	if err != nil {
+		return nil, waited, p.countShed(err)
+	}
+	return b, waited, nil
+}
+
+// wait blocks until w is handed a slot, its deadline passes or its client
+// leaves. The client is checked every pollInterval and once more when a slot
+// arrives, so a request whose client left is never sent to a backend.
+func (p *Pool) wait(w *waiter, timeout time.Duration, client Client) (*Backend, error) {
+	w.deadline.Reset(timeout)
+	w.poll.Reset(p.pollInterval)
+	defer w.deadline.Stop()
+	defer w.poll.Stop()
+	for {
+		select {
+		case b := <-w.ready:
+			return p.take(b, client)
+		case <-w.deadline.C:
+			if b, ok := p.leave(w); ok {
+				return p.take(b, client) // handed a slot as the deadline passed
+			}
+			return nil, ErrQueueTimeout
+		case <-w.poll.C:
+			if client == nil || !client.Gone() {
+				continue
+			}
+			if b, ok := p.leave(w); ok {
+				p.Release(b)
+			}
+			return nil, ErrClientGone
+		}
+	}
+}
+
+// take keeps a slot handed to a waiter, unless its client has gone.
+func (p *Pool) take(b *Backend, client Client) (*Backend, error) {
+	if client != nil && client.Gone() {
+		p.Release(b)
+		return nil, ErrClientGone
+	}
+	return b, nil
+}
+
+// leave takes w out of the queue. If a slot was handed to it first, it
+// returns that backend instead.
+func (p *Pool) leave(w *waiter) (*Backend, bool) {
+	p.mu.Lock()
+	if w.queued {
+		p.q.remove(w)
+		p.waiting.Add(-1)
+		p.afterRemoveLocked()
+		p.mu.Unlock()
+		return nil, false
+	}
+	p.mu.Unlock()
+	return <-w.ready, true
+}
+
+// releaseLocked frees b's slot, handing it directly to the next waiter when
+// b can still take it.
+func (p *Pool) releaseLocked(b *Backend) {
+	m := p.m.Load()
+	if w := p.nextLocked(m); w != nil && b.Up() && withinLimit(b.inflight.Load(), b.Limit()) &&
+		withinLimit(p.inflight.Load(), m.limit) {
+		p.handLocked(w, b)
+		return
+	}
+	b.inflight.Add(-1)
+	p.inflight.Add(-1)
+	p.dispatchLocked()
+}
+
+// withinLimit reports whether a slot held among n may pass to another
+// request without exceeding limit (which a reload may have lowered).
+func withinLimit(n, limit int64) bool { return limit == 0 || n <= limit }
+
+// dispatchLocked hands free slots to waiters in queue order.
+func (p *Pool) dispatchLocked() {
+	m := p.m.Load()
+	for p.q.len > 0 {
+		b := p.tryAcquire(m)
+		if b == nil {
+			return
+		}
+		p.handLocked(p.nextLocked(m), b)
+	}
+}
+
+func (p *Pool) handLocked(w *waiter, b *Backend) {
+	p.q.remove(w)
+	p.waiting.Add(-1)
+	w.ready <- b
+	p.afterRemoveLocked()
+}
+
+// nextLocked returns the waiter the next slot goes to: the oldest while the
+// queue drains normally, the newest once the oldest has waited longer than
+// lifoAfter, until the queue is empty again.
+func (p *Pool) nextLocked(m *members) *waiter {
+	if p.q.len == 0 {
+		return nil
+	}
+	if !p.lifo.Load() && m.lifoAfter > 0 && p.now().Sub(p.q.head.enqueued) > m.lifoAfter {
+		p.lifo.Store(true)
+	}
+	if p.lifo.Load() {
+		return p.q.tail
+	}
+	return p.q.head
+}
+
+func (p *Pool) afterRemoveLocked() {
+	if p.q.len == 0 && p.lifo.Load() {
+		p.lifo.Store(false)
+	}
+}
