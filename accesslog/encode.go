@@ -45,9 +45,17 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	return append(dst, "}\n"...)
 }
 
-// appendMillis appends d in milliseconds with microsecond precision.
+// appendMillis appends d in milliseconds with three decimals (microsecond
+// precision), e.g. 1.500; integer arithmetic keeps it cheap.
 func appendMillis(dst []byte, d time.Duration) []byte {
-	return strconv.AppendFloat(dst, float64(d)/float64(time.Millisecond), 'f', 3, 64)
+	us := int64(d / time.Microsecond)
+	if us < 0 {
+		dst = append(dst, '-')
+		us = -us
+	}
+	dst = strconv.AppendInt(dst, us/1000, 10)
+	frac := us % 1000
+	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }
 
 // bytesOf views s as bytes without copying; the result must not be modified.

@@ -347,3 +347,22 @@ func TestOpen(t *testing.T) {
 		t.Errorf("os.Stdout unusable after Close: %v", err)
 	}
 }
+
+func TestMillis(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0.000"},
+		{999 * time.Nanosecond, "0.000"},
+		{1500 * time.Microsecond, "1.500"},
+		{42*time.Millisecond + 7*time.Microsecond, "42.007"},
+		{90 * time.Second, "90000.000"},
+		{-2500 * time.Microsecond, "-2.500"},
+	}
+	for _, tt := range tests {
+		if got := string(appendMillis(nil, tt.d)); got != tt.want {
+			t.Errorf("appendMillis(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}

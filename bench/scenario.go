@@ -50,7 +50,8 @@ func (s scenario) readyPath() string {
 // backendSet is the running backends of one scenario.
 type backendSet struct {
 	addrs []string
-	logs  []string // gunicorn access logs, one line a request
+	logs   []string // gunicorn access logs, one line a request
+	starts []string // one byte per request started (see app.py)
 	procs []*child
 }
 
@@ -67,11 +68,13 @@ func (r *runner) startBackends(ctx context.Context, s scenario, dir string) (*ba
 		var argv, env []string
 		if s.gunicorn {
 			access := filepath.Join(dir, name+".access.log")
-			bs.logs = append(bs.logs, access)
+			starts := filepath.Join(dir, name+".starts")
+			bs.logs, bs.starts = append(bs.logs, access), append(bs.starts, starts)
 			argv = []string{gunicornPath, "-w", "2", "-k", "sync", "-b", addr,
 				"--chdir", filepath.Join(r.root, "bench", "app"),
 				"--access-logfile", access, "--timeout", "30", "app:app"}
-			env = []string{"BENCH_SLOW_FACTOR=" + strconv.Itoa(slow), "BENCH_BACKEND_NAME=" + name}
+			env = []string{"BENCH_SLOW_FACTOR=" + strconv.Itoa(slow), "BENCH_BACKEND_NAME=" + name,
+				"BENCH_STARTS_FILE=" + starts}
 		} else {
 			argv = []string{r.tools.backend, "-addr", addr}
 		}
@@ -107,6 +110,43 @@ func (bs *backendSet) counts() []uint64 {
 		}
 	}
 	return out
+}
+
+// settle waits until no backend has started a request for quietFor: a
+// gunicorn backend keeps serving requests left in its listen backlog by
+// clients that are gone, which would steal the start of the next run.
+func (bs *backendSet) settle(ctx context.Context, quietFor, timeout time.Duration) error {
+	if len(bs.starts) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(timeout)
+	last, quietSince := bs.startCount(), time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(quietSince) < quietFor {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if n := bs.startCount(); n != last {
+			last, quietSince = n, time.Now()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("backends still busy after %v", timeout)
+		}
+	}
+	return nil
+}
+
+func (bs *backendSet) startCount() int64 {
+	var n int64
+	for _, p := range bs.starts {
+		if st, err := os.Stat(p); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
 }
 
 // runResult is what one run of one proxy in one scenario measured.
@@ -198,6 +238,9 @@ func (r *runner) load(ctx context.Context, s scenario, bs *backendSet, proc *chi
 		if _, err := runWrk(ctx, r.tools.wrk, dir, "warmup", warm); err != nil {
 			return res, err
 		}
+	}
+	if err := bs.settle(ctx, time.Second, time.Minute); err != nil {
+		return res, err
 	}
 	before, u0 := bs.counts(), usage(proc)
 	w, err := runWrk(ctx, r.tools.wrk, dir, "wrk", wp)

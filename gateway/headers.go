@@ -80,7 +80,11 @@ func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.
 		s.xff = append(s.xff, prior...)
 		s.xff = append(s.xff, ", "...)
 	}
-	s.xff = peer.AppendTo(s.xff)
+	if peer.IsValid() {
+		s.xff = peer.AppendTo(s.xff)
+	} else {
+		s.xff = append(s.xff, "unknown"...) // not a TCP peer (in-memory listeners in tests)
+	}
 	h.SetBytesV("X-Forwarded-For", s.xff)
 	h.Set("X-Forwarded-Proto", "http")
 	if host := h.Host(); len(host) > 0 {

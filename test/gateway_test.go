@@ -589,6 +589,9 @@ routes:
 			if code != tt.wantCode {
 				t.Errorf("shardgate -check exit code = %d, want %d; output:\n%s", code, tt.wantCode, out)
 			}
+			if tt.wantCode != 0 {
+				tt.wantOut = append(tt.wantOut, path) // names the file, like nginx -t
+			}
 			for _, want := range tt.wantOut {
 				if !strings.Contains(out, want) {
 					t.Errorf("shardgate -check output = %q, want it to contain %q", out, want)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -88,7 +89,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		go h.ready(addrs, gw)
 	}
 
-	waitForStop(path, gw, metrics, log, h)
+	waitForStop(cfg, path, gw, metrics, log, h)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
@@ -101,7 +102,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 }
 
 // waitForStop handles signals until one asks the process to stop.
-func waitForStop(path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger, h *hooks) {
+func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger, h *hooks) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -118,16 +119,23 @@ func waitForStop(path string, gw *gateway.Gateway, metrics *admin.Metrics, log *
 				log.Info("signal received", "signal", sig.String())
 				return
 			}
-			reload(path, gw, metrics, log)
+			reload(running, path, gw, metrics, log)
 		}
 	}
 }
 
-// reload applies the config file again. An invalid file changes nothing.
-func reload(path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger) {
+// reload applies the config file again: upstreams and routes change in
+// place; listeners, admin and server settings need a restart (or an upgrade).
+// An invalid file changes nothing.
+func reload(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger) {
 	cfg, err := config.Load(path)
 	if err == nil {
 		err = gw.Apply(cfg)
+	}
+	if err == nil && !reflect.DeepEqual(
+		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log},
+		[]any{running.Listen, running.Admin, running.Server, running.Log}) {
+		log.Warn("reload: listen, admin, server and log settings take effect only after a restart", "path", path)
 	}
 	metrics.ConfigReload(err == nil)
 	if err != nil {

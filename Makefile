@@ -1,0 +1,26 @@
+# The README's commands. `make test` is what CI runs (.ci/run).
+GO ?= go
+
+.PHONY: all build test test-deps vet demo bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o shardgate ./cmd/shardgate
+
+# The whole suite: unit tests, fuzz seeds, and the end-to-end tests that build
+# the binary and drive it with curl, net/http, gunicorn + Flask and Chromium.
+test: test-deps vet
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+test-deps:
+	./scripts/test-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+demo:
+	$(GO) run ./cmd/shardgate demo
+
+clean:
+	rm -f shardgate

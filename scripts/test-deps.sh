@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests drive, from Debian's packages, when it is
+# missing: gunicorn + Flask (real backends), curl (a real client) and
+# Chromium (renders the status page). Needs root (or sudo) only to install.
+set -euo pipefail
+
+missing=()
+[ -x /usr/bin/gunicorn ] || missing+=(gunicorn)
+/usr/bin/python3 -c 'import flask' 2>/dev/null || missing+=(python3-flask)
+command -v curl >/dev/null || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "installing test dependencies: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
