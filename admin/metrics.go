@@ -139,7 +139,7 @@ func (m *Metrics) ConfigReload(ok bool) {
 func (m *Metrics) Upstream(name string, backends []string) *UpstreamMetrics {
 	u := &UpstreamMetrics{
 		name:      name,
-		m:         m,
+		requests:  m.requests,
 		codes:     m.codeTable(name),
 		duration:  m.duration.WithLabelValues(name),
 		queueWait: m.queueWait.WithLabelValues(name),

@@ -72,7 +72,7 @@ type codeCounter struct{ c prometheus.Counter }
 // safe for concurrent use; a nil *UpstreamMetrics records nothing.
 type UpstreamMetrics struct {
 	name      string
-	m         *Metrics
+	requests  *prometheus.CounterVec
 	codes     *codeTable
 	duration  prometheus.Observer
 	queueWait prometheus.Observer
@@ -103,7 +103,7 @@ func (u *UpstreamMetrics) counter(code int) prometheus.Counter {
 		label = strconv.Itoa(code)
 	}
 	// Racing callers resolve the same child, so whichever store wins is right.
-	c := &codeCounter{c: u.m.requests.WithLabelValues(u.name, label)}
+	c := &codeCounter{c: u.requests.WithLabelValues(u.name, label)}
 	slot.Store(c)
 	return c.c
 }

@@ -31,6 +31,7 @@ type proxyConfig struct {
 	backends     []upstreamSpec
 	queueTimeout time.Duration
 	maxConns     int // client connections the proxy must accept at once
+	fdLimit      int // RLIMIT_NOFILE the proxies inherit
 }
 
 // proxyCommand writes the configuration of proxy name into dir and returns
@@ -106,6 +107,10 @@ func haproxyCfg(pc proxyConfig) string {
 global
   nbthread 2
   maxconn %d
+  # HAProxy wants two descriptors per connection; the idle scenario needs
+  # only one, so it runs within the limit it inherits instead of failing.
+  ulimit-n %d
+  no strict-limits
 
 defaults
   mode http
@@ -125,7 +130,7 @@ frontend fe
 
 backend app
   balance leastconn
-`, pc.maxConns+1000, pc.maxConns+1000, haproxyDuration(pc.queueTimeout), pc.listen)
+`, pc.maxConns+1000, pc.fdLimit, pc.maxConns+1000, haproxyDuration(pc.queueTimeout), pc.listen)
 	for i, be := range pc.backends {
 		fmt.Fprintf(&b, "  server b%d %s", i, be.addr)
 		if be.limit > 0 {
@@ -172,7 +177,7 @@ http {
     zone app 64k;
     least_conn;
     keepalive 64;
-`, 2*pc.maxConns+2000, filepath.Join(prefix, "nginx.pid"), filepath.Join(prefix, "error.log"),
+`, pc.fdLimit, filepath.Join(prefix, "nginx.pid"), filepath.Join(prefix, "error.log"),
 		pc.maxConns+1000, tmp, tmp, tmp, tmp, tmp)
 	for _, be := range pc.backends {
 		fmt.Fprintf(&b, "    server %s", be.addr)

@@ -21,6 +21,8 @@ type runner struct {
 	work  string // temporary directory for configs, logs and wrk output
 	tools tools
 	sup   *supervisor
+	// fdLimit is the RLIMIT_NOFILE every child inherits.
+	fdLimit int
 }
 
 // outcome is every run of one proxy in one scenario.
@@ -46,14 +48,14 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	if nofile < uint64(2*o.idleConns+4096) && slices.Contains(o.scenarios, "idle") {
+	if nofile < uint64(o.idleConns+2048) && slices.Contains(o.scenarios, "idle") {
 		fmt.Fprintf(os.Stderr, "bench: warning: open files limit is %d, too low for %d idle connections\n", nofile, o.idleConns)
 	}
 	work, err := os.MkdirTemp("", "shardgate-bench-")
 	if err != nil {
 		return fmt.Errorf("work dir: %w", err)
 	}
-	r := &runner{opts: o, root: root, work: work, tools: t, sup: newSupervisor()}
+	r := &runner{opts: o, root: root, work: work, tools: t, sup: newSupervisor(), fdLimit: int(nofile)}
 	defer r.sup.stopAll()
 	if err := r.build(ctx); err != nil {
 		return err

@@ -49,10 +49,10 @@ func (s scenario) readyPath() string {
 
 // backendSet is the running backends of one scenario.
 type backendSet struct {
-	addrs []string
+	addrs  []string
 	logs   []string // gunicorn access logs, one line a request
 	starts []string // one byte per request started (see app.py)
-	procs []*child
+	procs  []*child
 }
 
 // startBackends starts the scenario's backends and waits until each answers.
@@ -170,7 +170,7 @@ func (r *runner) runOne(ctx context.Context, s scenario, bs *backendSet, p strin
 	}
 	pc := proxyConfig{
 		listen: hostPort(ports[0]), admin: hostPort(ports[1]),
-		queueTimeout: 5 * time.Second, maxConns: r.opts.conns + 100,
+		queueTimeout: 5 * time.Second, maxConns: r.opts.conns + 100, fdLimit: r.fdLimit,
 	}
 	if s.idle {
 		pc.maxConns += r.opts.idleConns

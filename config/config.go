@@ -198,7 +198,8 @@ type Route struct {
 
 // Error is one problem in a configuration file. Load and Parse join every
 // problem they find with errors.Join, each one an *Error, so errors.As finds
-// them.
+// them. An Error is never modified after it is returned, so it is safe for
+// concurrent use.
 type Error struct {
 	// Path is the dotted key path of the offending value, such as
 	// "upstreams.app.backends[1].max_inflight"; "" for problems with the

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -319,5 +320,27 @@ func TestSyntaxErrorLine(t *testing.T) {
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("Parse(%q) error = %v, want %q", tt.src, err, tt.want)
 		}
+	}
+}
+
+// TestParseAliasBomb pins that aliases cannot make Parse expand a small file
+// into an unbounded number of values.
+func TestParseAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("upstreams:\n  u: &u\n    backends: [")
+	for i := range 1000 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("{address: \"h:" + strconv.Itoa(i+1) + "\"}")
+	}
+	b.WriteString("]\n")
+	for i := range 1000 {
+		b.WriteString("  u" + strconv.Itoa(i) + ": *u\n")
+	}
+	b.WriteString("routes: [{upstream: u}]\n")
+	_, err := Parse([]byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "too many mappings (more than 100000)") {
+		t.Errorf("Parse(alias bomb) error = %v, want too many mappings", err)
 	}
 }

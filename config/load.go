@@ -45,8 +45,8 @@ func Parse(data []byte) (*Config, error) {
 // parseYAML returns the top-level node of the single document in data.
 func parseYAML(data []byte) (root *yaml.Node, err *Error) {
 	defer func() {
-		// The YAML library reports its own failures by panicking internally;
-		// make sure none escapes, whatever the input.
+		// Parse must not panic whatever the input; should the YAML
+		// library ever panic on hostile input, report it as an error.
 		if r := recover(); r != nil {
 			root, err = nil, &Error{Msg: fmt.Sprintf("invalid YAML: %v", r)}
 		}

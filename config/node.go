@@ -12,6 +12,9 @@ import (
 // with its key path and line. It is used by one goroutine for one Parse.
 type decoder struct {
 	errs []*Error
+	// mappings counts the mappings decoded, to bound what aliases can
+	// expand to.
+	mappings int
 
 	// Nodes kept for the checks that span sections, run after the walk.
 	listens []located // listen addresses; node nil for the default
@@ -25,6 +28,10 @@ type located struct {
 	value string
 	node  *yaml.Node
 }
+
+// maxMappings bounds the mappings one file may expand to through aliases;
+// a large real file has a few thousand.
+const maxMappings = 100_000
 
 // handler decodes the value v found at path.
 type handler func(path string, v *yaml.Node)
@@ -51,6 +58,12 @@ func (d *decoder) add(path string, n *yaml.Node, format string, args ...any) {
 // with a null value counts as absent. Unknown keys are errors. It returns the
 // value nodes of the keys present, or nil when n is not a mapping.
 func (d *decoder) mapping(path string, n *yaml.Node, fs fields) map[string]*yaml.Node {
+	if d.mappings++; d.mappings > maxMappings {
+		if d.mappings == maxMappings+1 {
+			d.add(path, n, "too many mappings (more than %d): do aliases repeat too much?", maxMappings)
+		}
+		return nil
+	}
 	es := d.entries(path, n)
 	if es == nil {
 		return nil

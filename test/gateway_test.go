@@ -151,7 +151,7 @@ upstreams:
 routes:
   - {host: "only.example.com", path_prefix: /, upstream: app}
 `, only.Addr())
-	g := StartGateway(t, config)
+	g := StartGateway(t, config, "-log-format", "json")
 	c := newClient(t)
 
 	status, _, body := do(t, c, "GET", g.URL+"/x", "", nil)
@@ -161,6 +161,14 @@ routes:
 	checkOneLine(t, body)
 	if only.Count() != 0 {
 		t.Errorf("backend got %d requests for an unrouted host, want 0", only.Count())
+	}
+	conn, br := DialRaw(t, g.Addr)
+	resp, body := RawRoundTrip(t, conn, br, "GET", "GET /<script>x</script> HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET /<script> = %d, want 404 or 400", resp.StatusCode)
+	}
+	if bytes.Contains(body, []byte("<script")) {
+		t.Errorf("error body = %q echoes the request unescaped", body)
 	}
 	status, _, body = do(t, c, "GET", g.URL+"/x", "only.example.com", nil)
 	if status != http.StatusOK || string(body) != "only" {
@@ -494,9 +502,9 @@ func TestSignalTermFinishesInflight(t *testing.T) {
 		body   []byte
 		err    error
 	}
-	done := make(chan result, 1)
+	done, client := make(chan result, 1), newClient(t)
 	go func() {
-		resp, err := newClient(t).Get(g.URL + "/inflight")
+		resp, err := client.Get(g.URL + "/inflight")
 		if err != nil {
 			done <- result{err: err}
 			return

@@ -215,6 +215,7 @@ func TestClientGoneWhileQueuedNeverGetsSlot(t *testing.T) {
 
 func TestLIFOUnderOverload(t *testing.T) {
 	p := newTestPool(t, 0, 100, 10*time.Second, 20*time.Millisecond, 1)
+	p.pollInterval = time.Hour // no overload shedding here; see TestOverloadShedsOldWaiters
 	now := time.Unix(1000, 0)
 	var mu sync.Mutex
 	p.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -256,6 +257,51 @@ func TestLIFOUnderOverload(t *testing.T) {
 	release <- struct{}{}
 	if p.LIFO() {
 		t.Fatal("LIFO() = true after the queue drained, want false")
+	}
+}
+
+// Under overload (newest-first) a waiter older than lifo_after is answered
+// at its next check, long before its 10s deadline; while the queue is FIFO
+// nobody leaves early.
+func TestOverloadShedsOldWaiters(t *testing.T) {
+	p := newTestPool(t, 0, 100, 10*time.Second, 20*time.Millisecond, 1)
+	p.pollInterval = 5 * time.Millisecond
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	p.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	held, _, _ := p.Acquire(nil)
+	old := enqueue(p, nil)
+	waitQueued(t, p, 1)
+	advance(30 * time.Millisecond)
+	select {
+	case err := <-old:
+		t.Fatalf("waiter left a FIFO queue early: %v", err)
+	case <-time.After(50 * time.Millisecond): // ten checks, none shed it
+	}
+	got := make(chan *Backend, 1)
+	go func() {
+		b, _, err := p.Acquire(nil)
+		if err != nil {
+			t.Errorf("newest Acquire() = %v", err)
+		}
+		got <- b
+	}()
+	waitQueued(t, p, 2)
+	p.Release(held) // oldest is 30ms old > lifo_after: newest first
+	newest := <-got
+	defer p.Release(newest)
+	select {
+	case err := <-old:
+		if !errors.Is(err, ErrQueueTimeout) {
+			t.Fatalf("old waiter got %v, want ErrQueueTimeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("old waiter still queued under overload")
+	}
+	if n := p.Shed(ShedQueueTimeout); n != 1 {
+		t.Fatalf("Shed(queue_timeout) = %d, want 1", n)
 	}
 }
 

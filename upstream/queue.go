@@ -89,7 +89,7 @@ func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, 
 	p.dispatchLocked() // slots may be free with older waiters ahead of us
 	p.mu.Unlock()
 
-	b, err := p.wait(w, m.timeout, client)
+	b, err := p.wait(w, m, client)
 	waited := p.now().Sub(w.enqueued)
 	waiters.Put(w)
 	if err != nil {
@@ -101,29 +101,37 @@ func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, 
 // wait blocks until w is handed a slot, its deadline passes or its client
 // leaves. The client is checked every pollInterval and once more when a slot
 // arrives, so a request whose client left is never sent to a backend.
-func (p *Pool) wait(w *waiter, timeout time.Duration, client Client) (*Backend, error) {
-	w.deadline.Reset(timeout)
+//
+// While the queue is overloaded (serving newest-first) a waiter older than
+// lifoAfter is shed at its next check instead of at its deadline: every newer
+// request goes before it, so it would be served, if at all, only after its
+// client gave up. It gets its 503 while someone still reads it.
+func (p *Pool) wait(w *waiter, m *members, client Client) (*Backend, error) {
+	w.deadline.Reset(m.timeout)
 	w.poll.Reset(p.pollInterval)
 	defer w.deadline.Stop()
 	defer w.poll.Stop()
 	for {
+		var err error
 		select {
 		case b := <-w.ready:
 			return p.take(b, client)
 		case <-w.deadline.C:
-			if b, ok := p.leave(w); ok {
-				return p.take(b, client) // handed a slot as the deadline passed
-			}
-			return nil, ErrQueueTimeout
+			err = ErrQueueTimeout
 		case <-w.poll.C:
-			if client == nil || !client.Gone() {
+			switch {
+			case client != nil && client.Gone():
+				err = ErrClientGone
+			case m.lifoAfter > 0 && p.lifo.Load() && p.now().Sub(w.enqueued) > m.lifoAfter:
+				err = ErrQueueTimeout
+			default:
 				continue
 			}
-			if b, ok := p.leave(w); ok {
-				p.Release(b)
-			}
-			return nil, ErrClientGone
 		}
+		if b, ok := p.leave(w); ok {
+			return p.take(b, client) // a slot arrived as it was leaving
+		}
+		return nil, err
 	}
 }
 
