@@ -10,8 +10,12 @@ build:
 
 # The whole suite: unit tests, fuzz seeds, and the end-to-end tests that build
 # the binary and drive it with curl, net/http, gunicorn + Flask and Chromium.
+# Unit tests run under the race detector; the end-to-end package then runs
+# alone (-p 1), because its overload tests measure what two cores can serve
+# and must not share them with other test binaries.
 test: test-deps vet
-	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GO) test -race -count=1 -timeout 8m $$($(GO) list ./... | grep -v '/test$$')
+	$(GO) test -count=1 -p 1 -timeout 8m ./test/
 
 test-deps:
 	./scripts/test-deps.sh

@@ -130,10 +130,12 @@ func machineInfo(t tools) []string {
 		"go: " + firstLine(commandOutput("go", "version")),
 	}
 	if t.haproxy != "" {
-		lines = append(lines, "haproxy: "+firstLine(commandOutput(t.haproxy, "-v")))
+		v := firstLine(commandOutput(t.haproxy, "-v"))
+		lines = append(lines, "haproxy: "+strings.TrimPrefix(v, "HAProxy version "))
 	}
 	if t.nginx != "" {
-		lines = append(lines, "nginx: "+firstLine(commandOutput(t.nginx, "-v")))
+		v := firstLine(commandOutput(t.nginx, "-v"))
+		lines = append(lines, "nginx: "+strings.TrimPrefix(v, "nginx version: "))
 	}
 	if t.shardgate != "" {
 		lines = append(lines, "shardgate: "+firstLine(commandOutput(t.shardgate, "-version")))

@@ -35,6 +35,7 @@ type options struct {
 	wrkTimeout   time.Duration
 	idleConns    int
 	idleDuration time.Duration
+	unevenLimit  int // per-backend limit in the uneven scenario; 0 = none
 	out          string
 	proxies      []string
 	scenarios    []string
@@ -45,7 +46,7 @@ type options struct {
 func (o *options) hasProxy(name string) bool { return slices.Contains(o.proxies, name) }
 
 func (o *options) needsGunicorn() bool {
-	for _, s := range scenarios() {
+	for _, s := range scenarios(o.unevenLimit) {
 		if s.gunicorn && slices.Contains(o.scenarios, s.name) {
 			return true
 		}
@@ -64,6 +65,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.wrkTimeout, "timeout", 8*time.Second, "wrk --timeout: replies later than this count as timeout errors")
 	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle keep-alive connections held open in the idle scenario")
 	fs.DurationVar(&o.idleDuration, "idle-duration", 5*time.Second, "length of the wrk run in the idle scenario")
+	fs.IntVar(&o.unevenLimit, "uneven-limit", 0, "per-backend limit in the uneven scenario (0 = none; 2 = the gunicorn workers)")
 	fs.StringVar(&o.out, "out", "", "write the markdown report to this file as well")
 	proxies := fs.String("proxies", strings.Join(allProxies, ","), "proxies to run, in this order")
 	names := fs.String("scenarios", "raw,overload,uneven,idle", "scenarios to run")
@@ -103,8 +105,8 @@ func (o *options) applyQuick(set map[string]bool) {
 }
 
 func (o *options) validate() error {
-	if o.rounds < 1 || o.conns < 1 || o.duration < time.Second || o.idleConns < 0 {
-		return errors.New("-rounds and -c must be ≥ 1, -duration ≥ 1s, -idle-conns ≥ 0")
+	if o.rounds < 1 || o.conns < 1 || o.duration < time.Second || o.idleConns < 0 || o.unevenLimit < 0 {
+		return errors.New("-rounds and -c must be ≥ 1, -duration ≥ 1s, -idle-conns and -uneven-limit ≥ 0")
 	}
 	for _, p := range o.proxies {
 		if !slices.Contains(allProxies, p) {
@@ -112,7 +114,7 @@ func (o *options) validate() error {
 		}
 	}
 	for _, n := range o.scenarios {
-		if !slices.ContainsFunc(scenarios(), func(s scenario) bool { return s.name == n }) {
+		if !slices.ContainsFunc(scenarios(o.unevenLimit), func(s scenario) bool { return s.name == n }) {
 			return fmt.Errorf("unknown scenario %q", n)
 		}
 	}

@@ -135,7 +135,9 @@ func (c *child) logTail() string {
 func waitHTTP(ctx context.Context, c *child, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second}
+	// No proxy from the environment, no connection left open afterwards.
+	client := &http.Client{Timeout: time.Second,
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var last error

@@ -168,7 +168,7 @@ func writeTable(w io.Writer, sc scenario, rows []summary, idleConns int) {
 		case sc.shares:
 			cells = append(cells, sharesCell(r.shares))
 		case sc.idle:
-			cells = append(cells, fmt.Sprintf("%s / %s", formatNum(r.idleAlive), formatNum(float64(idleConns))))
+			cells = append(cells, fmt.Sprintf("%s / %s", formatCount(r.idleAlive), formatCount(float64(idleConns))))
 		}
 		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 	}
@@ -239,6 +239,15 @@ func formatNum(v float64) string {
 	return b.String()
 }
 
+// formatCount prints a count rounded to an integer, with thousands
+// separators.
+func formatCount(v float64) string {
+	if v = math.Round(v); v < 100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return formatNum(v)
+}
+
 // errorsCell lists the non-zero error counts: socket errors by kind and
 // responses of 400 and above, by status when counted.
 func errorsCell(s summary) string {
@@ -248,15 +257,15 @@ func errorsCell(s summary) string {
 		n    float64
 	}{{"connect", s.connect}, {"read", s.read}, {"write", s.write}, {"timeout", s.timeout}} {
 		if e.n > 0 {
-			parts = append(parts, e.name+" "+formatNum(e.n))
+			parts = append(parts, e.name+" "+formatCount(e.n))
 		}
 	}
 	if s.non2xx > 0 {
-		p := "non-2xx " + formatNum(s.non2xx)
+		p := "non-2xx " + formatCount(s.non2xx)
 		var codes []string
 		for _, c := range slices.Sorted(maps.Keys(s.codes)) {
 			if c >= 400 && s.codes[c] > 0 {
-				codes = append(codes, fmt.Sprintf("%d: %s", c, formatNum(s.codes[c])))
+				codes = append(codes, fmt.Sprintf("%d: %s", c, formatCount(s.codes[c])))
 			}
 		}
 		if len(codes) > 0 {

@@ -74,7 +74,8 @@ func TestWriteTableRatiosToHAProxy(t *testing.T) {
 	rows := []summary{
 		summarize(nameShardgate, []runResult{run1(3000, 0, 10*time.Millisecond, 15)}),
 		summarize(nameHAProxy, []runResult{run1(2000, 0, 20*time.Millisecond, 20)}),
-		summarize(nameDirect, []runResult{{wrk: wrkResult{requests: 4000, elapsed: 10 * time.Second}}}),
+		summarize(nameDirect, []runResult{{wrk: wrkResult{requests: 4000, elapsed: 10 * time.Second,
+			p50: 2 * time.Millisecond, p99: 4 * time.Millisecond}}}),
 		{proxy: nameNginx, failures: []string{"nginx: bench: process exited\nlog tail"}},
 	}
 	var b bytes.Buffer
@@ -83,7 +84,7 @@ func TestWriteTableRatiosToHAProxy(t *testing.T) {
 	for _, want := range []string{
 		"| shardgate | 300 (×1.50) | 300 (×1.50) | 5.00 (×0.50) | 10.0 (×0.50) | 50.0 (×0.50) | 10.0 (×1.00) | 0 |",
 		"| haproxy | 200 (×1.00) |",
-		"| direct | 400 (×2.00) | 400 (×2.00) | 0 | 0 | — | — | 0 |",
+		"| direct | 400 (×2.00) | 400 (×2.00) | 2.00 (×0.20) | 4.00 (×0.20) | — | — | 0 |",
 		"| nginx (1 of 1 runs failed) | — |",
 		"- nginx failed: nginx: bench: process exited\n",
 	} {
@@ -91,8 +92,8 @@ func TestWriteTableRatiosToHAProxy(t *testing.T) {
 			t.Errorf("writeTable() lacks %q in:\n%s", want, out)
 		}
 	}
-	if lines := strings.Count(out, "\n| "); lines != 5 {
-		t.Errorf("writeTable() has %d rows after the header, want 5:\n%s", lines, out)
+	if n := strings.Count(out, "\n| "); n != len(rows) {
+		t.Errorf("writeTable() has %d rows, want %d:\n%s", n, len(rows), out)
 	}
 }
 

@@ -40,11 +40,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	want := uint64(65536)
-	if n := uint64(4*o.idleConns + 8192); n > want {
-		want = n
-	}
-	nofile, err := raiseNoFile(want)
+	nofile, err := raiseNoFile(max(65536, uint64(4*o.idleConns+8192)))
 	if err != nil {
 		return err
 	}
@@ -56,29 +52,35 @@ func run(ctx context.Context, o *options) error {
 		return fmt.Errorf("work dir: %w", err)
 	}
 	r := &runner{opts: o, root: root, work: work, tools: t, sup: newSupervisor(), fdLimit: int(nofile)}
-	defer r.sup.stopAll()
+	err = r.runAndReport(ctx)
+	r.sup.stopAll()
+	if o.keep || (err != nil && ctx.Err() == nil) {
+		fmt.Fprintln(os.Stderr, "bench: configs, logs and wrk output kept in", work)
+	} else {
+		os.RemoveAll(work)
+	}
+	return err
+}
+
+// runAndReport builds, runs every scenario and writes the report.
+func (r *runner) runAndReport(ctx context.Context) error {
 	if err := r.build(ctx); err != nil {
 		return err
 	}
 	header := r.header()
 	fmt.Fprintln(os.Stderr, strings.Join(header, "\n"))
 	results, failed := r.runAll(ctx)
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	var report bytes.Buffer
 	r.writeReport(&report, header, results)
 	os.Stdout.Write(report.Bytes())
-	if o.out != "" {
-		if err := os.WriteFile(o.out, report.Bytes(), 0o644); err != nil {
+	if r.opts.out != "" {
+		if err := os.WriteFile(r.opts.out, report.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("writing report: %w", err)
 		}
-		fmt.Fprintln(os.Stderr, "bench: report written to", o.out)
-	}
-	if failed || o.keep {
-		fmt.Fprintln(os.Stderr, "bench: configs, logs and wrk output kept in", work)
-	} else {
-		os.RemoveAll(work)
+		fmt.Fprintln(os.Stderr, "bench: report written to", r.opts.out)
 	}
 	if failed {
 		return errors.New("some runs failed; see above")
@@ -140,7 +142,7 @@ func (r *runner) goBuild(ctx context.Context, out, pkg string) error {
 func (r *runner) runAll(ctx context.Context) (map[string]map[string]*outcome, bool) {
 	results := make(map[string]map[string]*outcome)
 	failed := false
-	for _, s := range scenarios() {
+	for _, s := range scenarios(r.opts.unevenLimit) {
 		if !slices.Contains(r.opts.scenarios, s.name) || ctx.Err() != nil {
 			continue
 		}
@@ -238,7 +240,7 @@ func (r *runner) writeReport(w io.Writer, header []string, results map[string]ma
 		"\"direct\" is wrk straight to the backends, connections split evenly, the ceiling. "+
 		"shardgate: least_inflight, max_inflight per backend, queue timeout 5s; HAProxy: leastconn, maxconn, "+
 		"timeout queue 5s, http-reuse always, nbthread 2; nginx: least_conn, max_conns (no queue), keepalive 64, 2 workers.")
-	for _, s := range scenarios() {
+	for _, s := range scenarios(r.opts.unevenLimit) {
 		byProxy, ok := results[s.name]
 		if !ok {
 			continue

@@ -25,15 +25,20 @@ type scenario struct {
 	status   bool // count responses by status code
 }
 
-// scenarios returns the scenarios in the order they run.
-func scenarios() []scenario {
+// scenarios returns the scenarios in the order they run; unevenLimit is the
+// per-backend limit of the uneven scenario (0 = none).
+func scenarios(unevenLimit int) []scenario {
+	uneven := "no limits"
+	if unevenLimit > 0 {
+		uneven = fmt.Sprintf("per-backend limit %d", unevenLimit)
+	}
 	return []scenario{
 		{name: "raw", title: "small responses from 2 fast Go backends, no limits",
 			slow: []int{1, 1}, path: "/"},
 		{name: "overload", title: "4 gunicorn backends × 2 sync workers, /work?ms=20, per-backend limit 2",
 			gunicorn: true, slow: []int{1, 1, 1, 1}, limit: 2, path: "/work?ms=20", status: true},
-		{name: "uneven", title: "3 gunicorn backends × 2 sync workers, the last 10× slower (200 ms vs 20 ms), no limits",
-			gunicorn: true, slow: []int{1, 1, 10}, path: "/work?ms=20", shares: true, status: true},
+		{name: "uneven", title: "3 gunicorn backends × 2 sync workers, the last 10× slower (200 ms vs 20 ms), " + uneven,
+			gunicorn: true, slow: []int{1, 1, 10}, limit: unevenLimit, path: "/work?ms=20", shares: true, status: true},
 		{name: "idle", title: "short load on 2 fast Go backends while idle keep-alive connections are held open",
 			slow: []int{1, 1}, path: "/", idle: true},
 	}

