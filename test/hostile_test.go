@@ -203,3 +203,17 @@ func TestBrokenBackends(t *testing.T) {
 		})
 	}
 }
+
+// Regression: fasthttp's client rewrote Host from the parsed URI, which
+// lowercases it; the backend must see the client's Host as sent.
+func TestHostForwardedUnchanged(t *testing.T) {
+	be := NewRecorder(t, nil)
+	g := StartGateway(t, hostileConfig(be.Addr()))
+	out := exchange(t, g.Addr, "GET /h HTTP/1.1\r\nHost: Example.COM:8080\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+		t.Fatalf("response = %q, want 200", firstLine(out))
+	}
+	if got := be.Last().Host; got != "Example.COM:8080" {
+		t.Fatalf("backend Host = %q, want %q", got, "Example.COM:8080")
+	}
+}
