@@ -26,5 +26,10 @@ vet:
 demo:
 	$(GO) run ./cmd/shardgate demo
 
+# Side by side with HAProxy and nginx on this machine (about 11 minutes;
+# needs wrk, haproxy, nginx-light, gunicorn, python3-flask). Not part of test.
+bench:
+	$(GO) run ./bench -rounds 3 -out bench/results.md
+
 clean:
 	rm -f shardgate

@@ -56,7 +56,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			name:       name,
 			balancer:   uc.Balancer,
 			pool:       pool,
-			metrics:    g.metrics.Upstream(name, addrs),
+			metrics:    g.upstreamMetrics(name, addrs),
 			backends:   make(map[*upstream.Backend]*admin.BackendMetrics, len(addrs)),
 			retryAfter: retryAfter(uc.Queue.Timeout),
 		}
@@ -88,6 +88,15 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.pools, g.backends = pools, backends
 	g.state.Store(st)
 	return nil
+}
+
+// upstreamMetrics returns the upstream's metric handles, or nil (which
+// records nothing) when the gateway runs without metrics.
+func (g *Gateway) upstreamMetrics(name string, addrs []string) *admin.UpstreamMetrics {
+	if g.metrics == nil {
+		return nil
+	}
+	return g.metrics.Upstream(name, addrs)
 }
 
 // backend returns the backend for bc, reusing the running one with the same

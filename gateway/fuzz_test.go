@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -123,7 +124,14 @@ func FuzzRoutePath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, uri []byte) {
 		orig := bytes.Clone(uri)
 		var u fasthttp.URI
-		path := routePath(uri, &u)
+		var path []byte
+		done := make(chan struct{})
+		go func() { path = routePath(bytes.Clone(uri), &u); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("HANG routePath(%q)", uri)
+		}
 		if !bytes.Equal(uri, orig) {
 			t.Fatalf("routePath changed its input %q to %q", orig, uri)
 		}

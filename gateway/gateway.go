@@ -53,8 +53,8 @@ type Gateway struct {
 	backends map[string]*upstream.Backend // by upstream name + "|" + address
 }
 
-// New returns a gateway configured from cfg. metrics must not be nil; access
-// may be.
+// New returns a gateway configured from cfg. metrics and access may be nil:
+// then nothing is measured or logged.
 func New(cfg *config.Config, metrics *admin.Metrics, access *accesslog.Writer, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{
 		metrics:  metrics,
