@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,10 @@ func NewServer(m *Metrics, snapshot func() Snapshot, ready func() bool) *Server 
 		writeText(w, http.StatusOK, "ready")
 	})
 	mux.Handle("GET /status", statusHandler(snapshot))
+	// Profiles for operators, on the admin listener (loopback by default).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return &Server{srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -65,7 +65,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.wrkTimeout, "timeout", 8*time.Second, "wrk --timeout: replies later than this count as timeout errors")
 	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle keep-alive connections held open in the idle scenario")
 	fs.DurationVar(&o.idleDuration, "idle-duration", 5*time.Second, "length of the wrk run in the idle scenario")
-	fs.IntVar(&o.unevenLimit, "uneven-limit", 0, "per-backend limit in the uneven scenario (0 = none; 2 = the gunicorn workers)")
+	fs.IntVar(&o.unevenLimit, "uneven-limit", 2, "per-backend limit in the uneven scenario (0 = none; 2 = the gunicorn workers)")
 	fs.StringVar(&o.out, "out", "", "write the markdown report to this file as well")
 	proxies := fs.String("proxies", strings.Join(allProxies, ","), "proxies to run, in this order")
 	names := fs.String("scenarios", "raw,overload,uneven,idle", "scenarios to run")

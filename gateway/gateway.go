@@ -5,6 +5,8 @@ package gateway
 
 import (
 	"log/slog"
+	"net"
+	"runtime"
 	"net/netip"
 	"runtime/debug"
 	"strconv"
@@ -47,6 +49,8 @@ type Gateway struct {
 	access   *accesslog.Writer // nil when the access log is off
 	log      *slog.Logger
 
+	exchangers []*exchanger // one per GOMAXPROCS, chosen by listener shard
+
 	// mu serialises Apply; it protects pools and backends.
 	mu       sync.Mutex
 	pools    map[string]*upstream.Pool
@@ -63,13 +67,16 @@ func New(cfg *config.Config, metrics *admin.Metrics, access *accesslog.Writer, l
 		pools:    make(map[string]*upstream.Pool),
 		backends: make(map[string]*upstream.Backend),
 	}
+	for range runtime.GOMAXPROCS(0) {
+		g.exchangers = append(g.exchangers, newExchanger())
+	}
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+var scratchPool = sync.Pool{New: func() any { return &scratch{done: make(chan struct{}, 1)} }}
 
 // Handler serves one client request. It is the fasthttp.RequestHandler.
 func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
@@ -94,6 +101,11 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	clientClose := h.ConnectionClose()
+	if len(h.Host()) == 0 {
+		// HTTP/1.0 allows a request without Host; name the address the
+		// client connected to, as the request line cannot name a backend.
+		h.SetHost(ctx.LocalAddr().String())
+	}
 	if !rewriteRequest(h, peerAddr(s.conn), st.trusted, s) {
 		reply(ctx, fasthttp.StatusBadRequest, "conflicting Content-Length and Transfer-Encoding", "")
 		ctx.SetConnectionClose()
@@ -104,10 +116,12 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	// from it (lowercased, or from an absolute-form target): forward the
 	// client's Host unchanged.
 	ctx.Request.UseHostHeader = true
-	if len(h.Host()) == 0 {
-		// HTTP/1.0 allows a request without Host; name the address the
-		// client connected to, as the request line cannot name a backend.
-		h.SetHost(ctx.LocalAddr().String())
+	if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' {
+		// An absolute-form target's user:password would become an
+		// Authorization header the client never sent.
+		u := ctx.Request.URI()
+		u.SetUsernameBytes(nil)
+		u.SetPasswordBytes(nil)
 	}
 	g.forward(ctx, s, u, start)
 	if clientClose {
@@ -133,7 +147,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 		return
 	}
 	sent := time.Now()
-	err = do(u.pool, b, ctx)
+	s.pool, s.backend, s.ctx = u.pool, b, ctx
+	err = g.exchangerFor(s.conn).run(s)
+	s.pool, s.backend, s.ctx = nil, nil, nil
 	took := time.Since(sent)
 	bm := u.backends[b]
 	if err != nil {
@@ -153,11 +169,21 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 	g.logAccess(ctx, s, start, u, b, waited, took, "")
 }
 
-// do runs the exchange with the slot held; the slot is released on every
-// way out, a panic included.
-func do(p *upstream.Pool, b *upstream.Backend, ctx *fasthttp.RequestCtx) error {
-	defer p.Release(b)
-	return b.Do(&ctx.Request, &ctx.Response)
+// exchangerFor returns the worker pool of the listener shard that accepted
+// c, so that shards share no channel.
+func (g *Gateway) exchangerFor(c net.Conn) *exchanger {
+	if lc, ok := c.(*listener.Conn); ok {
+		return g.exchangers[lc.Shard()%len(g.exchangers)]
+	}
+	return g.exchangers[0]
+}
+
+// Close stops the gateway's idle exchange workers. Call it once no request
+// runs any more.
+func (g *Gateway) Close() {
+	for _, ex := range g.exchangers {
+		ex.close()
+	}
 }
 
 // statusClientGone is recorded for requests whose client left while they

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -11,6 +12,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"shardgate/config"
+	"shardgate/upstream"
 )
 
 func TestHandlerForwards(t *testing.T) {
@@ -104,6 +108,21 @@ func TestHandlerHostReachesBackend(t *testing.T) {
 				t.Errorf("backend saw %d %q, want %d %q", status, body, tt.status, tt.body)
 			}
 		})
+	}
+}
+
+// TestHandlerHTTP10WithoutHost: an HTTP/1.0 request may omit Host. The
+// client's X-Forwarded-Host must not then reach the backend as if the
+// gateway had set it (Django's USE_X_FORWARDED_HOST trusts it).
+func TestHandlerHTTP10WithoutHost(t *testing.T) {
+	addr := startBackend(t, func(ctx *fasthttp.RequestCtx) {
+		fmt.Fprintf(ctx, "xhost=%q", ctx.Request.Header.Peek("X-Forwarded-Host"))
+	})
+	g, cfg := newTestGateway(t, oneUpstream(addr, 0, ""))
+	c := serveInmemory(t, g, cfg.Server)
+	status, body := rawExchange(t, c, "GET /p HTTP/1.0\r\nX-Forwarded-Host: evil.test\r\n\r\n")
+	if status != 200 || strings.Contains(body, "evil.test") {
+		t.Errorf("backend saw %d %s, want 200 without the client's X-Forwarded-Host", status, body)
 	}
 }
 
@@ -381,5 +400,69 @@ func TestHandlerBackendClosedIdleConnection(t *testing.T) {
 	}
 	if n := rb.accepted.Load(); n != 2 {
 		t.Errorf("backend accepted %d connections, want 2 (the closed one is not reused)", n)
+	}
+}
+
+// TestHandlerClientGoneWhileQueued pins DESIGN.md admission rule 4: a
+// request whose client disconnects while it waits is dropped and never sent
+// to the backend. The gateway serves real TCP so it can see the close.
+func TestHandlerClientGoneWhileQueued(t *testing.T) {
+	var mu sync.Mutex // protects paths
+	var paths []string
+	started := make(chan struct{}, 16)
+	ch := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(ch) }) }
+	addr := startBackend(t, func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		paths = append(paths, string(ctx.Path()))
+		mu.Unlock()
+		started <- struct{}{}
+		<-ch
+	})
+	g, cfg := newTestGateway(t, oneUpstream(addr, 1, "    queue: {max_length: 10, timeout: 10s}"))
+	gwAddr := serveTCP(t, g, cfg)
+	t.Cleanup(release)
+
+	first := dialRaw(t, gwAddr, "GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	defer first.Close()
+	waitStarted(t, started)
+	gone := dialRaw(t, gwAddr, "GET /gone HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	pool := g.state.Load().upstreams[0].pool
+	waitFor(t, "the second request to queue", func() bool { return pool.QueueLength() == 1 })
+	gone.Close()
+	waitFor(t, "the queue to drop the request", func() bool { return pool.QueueLength() == 0 })
+	if n := pool.Shed(upstream.ShedClientGone); n != 1 {
+		t.Errorf("Shed(client_gone) = %d, want 1", n)
+	}
+	release()
+	waitFor(t, "the first request to finish", func() bool { return pool.Inflight() == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paths) != 1 || paths[0] != "/first" {
+		t.Errorf("backend saw %q, want only [/first]", paths)
+	}
+}
+
+// TestHandlerWithoutMetrics: New documents that metrics may be nil.
+func TestHandlerWithoutMetrics(t *testing.T) {
+	addr := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.WriteString("ok") })
+	cfg, err := config.Parse([]byte(oneUpstream(addr, 1, "")))
+	if err != nil {
+		t.Fatalf("config.Parse() error = %v", err)
+	}
+	g, err := New(cfg, nil, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	c := serveInmemory(t, g, cfg.Server)
+	if r := send(c, "GET", "", "/", ""); r.status != 200 || r.body != "ok" {
+		t.Errorf("GET = %d %q (err %v), want 200 %q", r.status, r.body, r.err, "ok")
+	}
+	if r := send(c, "GET", "", "/", ""); r.status != 200 {
+		t.Errorf("second GET = %d (err %v), want 200", r.status, r.err)
+	}
+	for _, b := range g.state.Load().upstreams[0].pool.Backends() {
+		b.CloseIdleConnections()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"shardgate/listener"
+	"shardgate/upstream"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 plus the
@@ -34,7 +35,14 @@ type scratch struct {
 	xff    []byte
 	uri    fasthttp.URI
 	conn   net.Conn
-	access bool
+
+	// The exchange a worker runs for this request; see exchanger.
+	pool     *upstream.Pool
+	backend  *upstream.Backend
+	ctx      *fasthttp.RequestCtx
+	err      error
+	panicked any
+	done     chan struct{} // buffered, capacity 1
 }
 
 // Gone reports whether the client closed its connection; the queue asks.
@@ -60,43 +68,68 @@ func (s *scratch) addName(name []byte) {
 // Content-Length and Transfer-Encoding: conflicting framing is the stuff of
 // request smuggling, and such a request is refused rather than guessed at.
 func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.Prefix, s *scratch) bool {
-	s.names, s.buf = s.names[:0], s.buf[:0]
+	s.names, s.buf, s.xff = s.names[:0], s.buf[:0], s.xff[:0]
 	var length, chunked bool
+	var hops uint16 // bit i: hopHeaders[i] is present
 	for k, v := range h.AllInOrder() {
 		switch {
-		case eqFold(k, "Connection"):
-			s.addTokens(v)
 		case eqFold(k, "Content-Length"):
 			length = true
 		case eqFold(k, "Transfer-Encoding"):
 			chunked = true
+		case eqFold(k, "X-Forwarded-For"):
+			// Every line counts: a second one must not slip through.
+			if len(s.xff) > 0 {
+				s.xff = append(s.xff, ", "...)
+			}
+			s.xff = append(s.xff, v...)
 		case bytes.IndexByte(k, '_') >= 0:
 			s.addName(k)
+		default:
+			if i := hopIndex(k); i >= 0 {
+				hops |= 1 << i
+				if i == 0 { // Connection
+					s.addTokens(v)
+				}
+			}
 		}
 	}
 	if length && chunked {
 		return false
 	}
+	keepPrior := len(s.xff) > 0 && isTrusted(peer, trusted)
 	for _, name := range s.names {
+		if eqFold(name, "X-Forwarded-For") {
+			keepPrior = false // the client called it hop-by-hop
+		}
 		if !protected(name) {
 			h.DelBytes(name)
 		}
 	}
-	for _, name := range hopHeaders {
-		h.Del(name)
+	for i, name := range hopHeaders {
+		if hops&(1<<i) != 0 {
+			h.Del(name)
+		}
 	}
 	h.ResetConnectionClose()
 
-	s.xff = s.xff[:0]
-	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 && isTrusted(peer, trusted) {
-		s.xff = append(s.xff, prior...)
+	// The gateway's own headers replace every line the client sent. Other
+	// forwarding headers only a trusted proxy may pass on.
+	if keepPrior {
 		s.xff = append(s.xff, ", "...)
+	} else {
+		s.xff = s.xff[:0]
+		h.Del("Forwarded")
+		h.Del("X-Real-Ip")
 	}
 	if peer.IsValid() {
 		s.xff = peer.AppendTo(s.xff)
 	} else {
 		s.xff = append(s.xff, "unknown"...) // not a TCP peer (in-memory listeners in tests)
 	}
+	h.Del("X-Forwarded-For")
+	h.Del("X-Forwarded-Proto")
+	h.Del("X-Forwarded-Host")
 	h.SetBytesV("X-Forwarded-For", s.xff)
 	h.Set("X-Forwarded-Proto", "http")
 	if host := h.Host(); len(host) > 0 {
@@ -105,12 +138,24 @@ func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.
 	return true
 }
 
+// hopIndex returns the index of name in hopHeaders, or -1.
+func hopIndex(name []byte) int {
+	for i, hop := range hopHeaders {
+		if eqFold(name, hop) {
+			return i
+		}
+	}
+	return -1
+}
+
 // rewriteResponse drops the backend's hop-by-hop headers. The gateway
 // decides about the client connection itself.
 func rewriteResponse(h *fasthttp.ResponseHeader, s *scratch) {
 	s.names, s.buf = s.names[:0], s.buf[:0]
-	if v := h.Peek("Connection"); len(v) > 0 {
-		s.addTokens(v)
+	for k, v := range h.All() {
+		if eqFold(k, "Connection") {
+			s.addTokens(v)
+		}
 	}
 	for _, name := range s.names {
 		if !protected(name) {

@@ -172,7 +172,9 @@ func TestRewriteRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := readRequestHeader(t, tt.head...)
-			rewriteRequest(h, tt.peer, tt.trusted, new(scratch))
+			if !rewriteRequest(h, tt.peer, tt.trusted, new(scratch)) {
+				t.Fatal("rewriteRequest() = false, want true")
+			}
 			for name, want := range tt.want {
 				if got := values(h, name); !slices.Equal(got, want) {
 					t.Errorf("%s = %q, want %q", name, got, want)
@@ -185,6 +187,28 @@ func TestRewriteRequest(t *testing.T) {
 			}
 			if h.ConnectionClose() {
 				t.Error("ConnectionClose() = true after rewrite, want false: the backend connection is the gateway's")
+			}
+		})
+	}
+}
+
+// TestRewriteRequestRefusesConflictingFraming pins that a request with both
+// Content-Length and Transfer-Encoding, in any spelling, is refused and left
+// as it was.
+func TestRewriteRequestRefusesConflictingFraming(t *testing.T) {
+	tests := [][]string{
+		{"POST / HTTP/1.1", "Host: h.test", "Content-Length: 3", "Transfer-Encoding: chunked", "Connection: X-A", "X-A: 1"},
+		{"POST / HTTP/1.1", "Host: h.test", "transfer-encoding: chunked", "content-length: 0", "Connection: X-A", "X-A: 1"},
+	}
+	for _, head := range tests {
+		t.Run(head[2], func(t *testing.T) {
+			h := readRequestHeader(t, head...)
+			before := string(h.Header())
+			if rewriteRequest(h, peer4, nil, new(scratch)) {
+				t.Error("rewriteRequest() = true, want false for conflicting framing")
+			}
+			if after := string(h.Header()); after != before {
+				t.Errorf("refused request changed from\n%s\nto\n%s", before, after)
 			}
 		})
 	}

@@ -239,3 +239,39 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// serveTCP serves g as the binary does on 127.0.0.1:0 and returns the address.
+func serveTCP(t *testing.T, g *Gateway, cfg *config.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("net.Listen() error = %v", err)
+	}
+	s := NewServer(g, cfg.Server, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.srv.Serve(ln) //nolint:errcheck // ends when the listener closes
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.srv.ShutdownWithContext(ctx) //nolint:errcheck // best effort
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// dialRaw connects to addr and writes raw.
+func dialRaw(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("Dial(%s) error = %v", addr, err)
+	}
+	if _, err := c.Write([]byte(raw)); err != nil {
+		c.Close()
+		t.Fatalf("Write() error = %v", err)
+	}
+	return c
+}

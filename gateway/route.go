@@ -133,19 +133,26 @@ func normalizeHost(dst, host []byte) []byte {
 // that is not a plain origin-form path is parsed and normalised (percent
 // decoding, dot segments) into u, so "/api/../admin" routes as "/admin".
 func routePath(uri []byte, u *fasthttp.URI) []byte {
-	if len(uri) > 0 && uri[0] == '/' && !needsNormalizing(uri) {
-		if i := bytes.IndexByte(uri, '?'); i >= 0 {
-			uri = uri[:i]
-		}
-		return uri
-	}
 	if len(uri) == 1 && uri[0] == '*' { // OPTIONS *
 		return slash
 	}
-	u.Reset()
-	if err := u.Parse(nil, uri); err != nil {
-		return nil
+	if len(uri) == 0 || uri[0] != '/' { // absolute-form
+		u.Reset()
+		if err := u.Parse(nil, uri); err != nil {
+			return nil
+		}
+		return u.Path()
 	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	if !needsNormalizing(uri) {
+		return uri
+	}
+	// Set the path alone: parsing "//admin/x" as a target would read
+	// "admin" as a host and route "/x".
+	u.Reset()
+	u.SetPathBytes(uri)
 	return u.Path()
 }
 

@@ -97,6 +97,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown timeout passed with requests still open", "error", err)
 	}
+	gw.Close()
 	log.Info("stopped")
 	return nil
 }
