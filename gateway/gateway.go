@@ -6,8 +6,8 @@ package gateway
 import (
 	"log/slog"
 	"net"
-	"runtime"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"

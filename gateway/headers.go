@@ -29,12 +29,12 @@ func protected(name []byte) bool {
 // scratch holds what one request needs beyond the RequestCtx. It is pooled,
 // so nothing here may outlive the handler.
 type scratch struct {
-	host   []byte
-	names  [][]byte // headers to drop (listed in Connection or named with "_")
-	buf    []byte   // backing store for names
-	xff    []byte
-	uri    fasthttp.URI
-	conn   net.Conn
+	host  []byte
+	names [][]byte // headers to drop (listed in Connection or named with "_")
+	buf   []byte   // backing store for names
+	xff   []byte
+	uri   fasthttp.URI
+	conn  net.Conn
 
 	// The exchange a worker runs for this request; see exchanger.
 	pool     *upstream.Pool
