@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/netip"
+	"shardgate/config"
 	"strings"
 	"testing"
 
@@ -178,5 +179,35 @@ func BenchmarkRewriteRequest(b *testing.B) {
 	for b.Loop() {
 		tmpl.CopyTo(&h)
 		rewriteRequest(&h, peer, trusted, s)
+	}
+}
+
+// BenchmarkHandlerMetrics is BenchmarkHandlerDirect with and without the
+// Prometheus metrics, to show what measuring costs per request.
+func BenchmarkHandlerMetrics(b *testing.B) {
+	for _, on := range []bool{true, false} {
+		name := "metrics=on"
+		if !on {
+			name = "metrics=off"
+		}
+		b.Run(name, func(b *testing.B) {
+			g, _ := newTestGateway(b, oneUpstream(startSmallBackend(b), 64, ""))
+			if !on {
+				g.metrics = nil
+				cfg, err := config.Parse([]byte(oneUpstream(g.state.Load().upstreams[0].pool.Backends()[0].Address(), 64, "")))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := g.Apply(cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			run := directRunner(b, g)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				run()
+			}
+		})
 	}
 }

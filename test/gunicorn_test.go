@@ -230,12 +230,7 @@ func gunicornConfig(queue string, apps []*gunicornApp) string {
 	for _, a := range apps {
 		backends = append(backends, fmt.Sprintf("{address: %q, max_inflight: %d}", a.Addr, gunicornWorkers))
 	}
-	return fmt.Sprintf(`listen:
-  - address: "127.0.0.1:0"
-    shards: 2
-admin:
-  address: "127.0.0.1:0"
-upstreams:
+	return fmt.Sprintf(loopbackListeners+`upstreams:
   app:
     queue: {%s}
     backends: [%s]

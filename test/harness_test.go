@@ -30,6 +30,15 @@ import (
 // binPath is the shardgate binary built by TestMain.
 var binPath string
 
+// loopbackListeners is the head of a test config: a 2-shard listener and the
+// admin listener, both on free loopback ports.
+const loopbackListeners = `listen:
+  - address: "127.0.0.1:0"
+    shards: 2
+admin:
+  address: "127.0.0.1:0"
+`
+
 // readyTimeout bounds how long StartGateway waits for the ready log line.
 const readyTimeout = 15 * time.Second
 

@@ -12,12 +12,7 @@ import (
 )
 
 func reloadConfig(backend string, limit int, extra string) string {
-	return fmt.Sprintf(`listen:
-  - address: "127.0.0.1:0"
-    shards: 2
-admin:
-  address: "127.0.0.1:0"
-upstreams:
+	return fmt.Sprintf(loopbackListeners+`upstreams:
   app:
     queue: {timeout: 10s}
     backends:
