@@ -129,44 +129,75 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// forward waits for a slot, sends the request and records the outcome.
+// forward waits for a slot, sends the request and records the outcome. A
+// backend that refuses the connection (or does not accept it within
+// connect_timeout) has seen nothing of the request, so the request is sent
+// to another backend of the pool and the refusing one is ejected for
+// upstream.EjectTime.
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, start time.Time) {
-	b, waited, err := u.pool.Acquire(s)
-	u.metrics.QueueWait(waited)
-	if err != nil {
-		reason, _ := upstream.Reason(err)
-		u.metrics.Shed(admin.ShedReason(reason))
-		code := fasthttp.StatusServiceUnavailable
-		if reason == upstream.ShedClientGone {
-			code = statusClientGone
-			ctx.SetConnectionClose()
+	var waited time.Duration
+	for attempt := 1; ; attempt++ {
+		b, w, err := u.pool.Acquire(s)
+		waited += w
+		if err != nil {
+			g.shed(ctx, s, u, start, waited, err)
+			return
 		}
-		reply(ctx, code, shedText[reason], u.retryAfter)
-		u.metrics.Request(code, time.Since(start))
-		g.logAccess(ctx, s, start, u, nil, waited, 0, shedNames[reason])
+		sent := time.Now()
+		s.pool, s.backend, s.ctx = u.pool, b, ctx
+		err = g.exchangerFor(s.conn).run(s)
+		s.pool, s.backend, s.ctx = nil, nil, nil
+		took := time.Since(sent)
+		bm := u.backends[b]
+		if err == nil {
+			bm.Response(took)
+			rewriteResponse(&ctx.Response.Header, s)
+			g.done(ctx, s, u, b, start, waited, took)
+			return
+		}
+		kind, code, text := classify(err)
+		bm.Error(kind)
+		g.log.Debug("backend error", "upstream", u.name, "backend", b.Address(), "error", err)
+		if kind == admin.ErrConnect {
+			if u.pool.Eject(b) {
+				g.log.Warn("backend ejected: connect failed", "upstream", u.name, "backend", b.Address(),
+					"for", upstream.EjectTime, "error", err)
+			}
+			if attempt < maxConnectAttempts && u.pool.Healthy() {
+				continue
+			}
+		}
+		reply(ctx, code, text, "")
+		g.done(ctx, s, u, b, start, waited, took)
 		return
 	}
-	sent := time.Now()
-	s.pool, s.backend, s.ctx = u.pool, b, ctx
-	err = g.exchangerFor(s.conn).run(s)
-	s.pool, s.backend, s.ctx = nil, nil, nil
-	took := time.Since(sent)
-	bm := u.backends[b]
-	if err != nil {
-		kind, code, text := classify(err)
-		if bm != nil {
-			bm.Error(kind)
-		}
-		g.log.Debug("backend error", "upstream", u.name, "backend", b.Address(), "error", err)
-		reply(ctx, code, text, "")
-	} else {
-		if bm != nil {
-			bm.Response(took)
-		}
-		rewriteResponse(&ctx.Response.Header, s)
-	}
+}
+
+// maxConnectAttempts bounds the backends one request tries to connect to.
+const maxConnectAttempts = 3
+
+// done records a request that reached a backend.
+func (g *Gateway) done(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, b *upstream.Backend,
+	start time.Time, waited, took time.Duration) {
+	u.metrics.QueueWait(waited)
 	u.metrics.Request(ctx.Response.StatusCode(), time.Since(start))
 	g.logAccess(ctx, s, start, u, b, waited, took, "")
+}
+
+// shed answers a request that got no slot and records it.
+func (g *Gateway) shed(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, start time.Time,
+	waited time.Duration, err error) {
+	reason, _ := upstream.Reason(err)
+	u.metrics.QueueWait(waited)
+	u.metrics.Shed(admin.ShedReason(reason))
+	code := fasthttp.StatusServiceUnavailable
+	if reason == upstream.ShedClientGone {
+		code = statusClientGone
+		ctx.SetConnectionClose()
+	}
+	reply(ctx, code, shedText[reason], u.retryAfter)
+	u.metrics.Request(code, time.Since(start))
+	g.logAccess(ctx, s, start, u, nil, waited, 0, shedNames[reason])
 }
 
 // exchangerFor returns the worker pool of the listener shard that accepted

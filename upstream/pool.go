@@ -253,3 +253,40 @@ func healthy(m *members) bool {
 	}
 	return false
 }
+
+// EjectTime is how long a backend that refused a connection takes no new
+// requests (nginx's fail_timeout). Its in-flight requests finish.
+const EjectTime = 2 * time.Second
+
+// Eject takes b out of rotation for EjectTime after a failed connect: a
+// backend that is down or restarting then costs its share of requests
+// nothing, and queued requests go to the others. It reports whether b was
+// up. Back in rotation, b gets the waiting requests its slots can take.
+func (p *Pool) Eject(b *Backend) bool {
+	if !b.up.CompareAndSwap(true, false) {
+		return false
+	}
+	time.AfterFunc(EjectTime, func() {
+		if !p.member(b) {
+			return // removed by a reload meanwhile: stays down
+		}
+		b.up.Store(true)
+		p.mu.Lock()
+		p.dispatchLocked()
+		p.mu.Unlock()
+	})
+	return true
+}
+
+// member reports whether b is one of the pool's current backends.
+func (p *Pool) member(b *Backend) bool {
+	for _, x := range p.m.Load().backends {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// Healthy reports whether any backend of the pool takes requests.
+func (p *Pool) Healthy() bool { return healthy(p.m.Load()) }
