@@ -38,7 +38,9 @@ type UpstreamStatus struct {
 	QueueMax int `json:"queue_max"`
 	// LIFO is true while the queue serves newest-first.
 	LIFO bool `json:"lifo"`
-	// Requests counts the requests routed to this upstream so far.
+	// Requests counts the requests forwarded to this upstream's backends so
+	// far (a request that failed over counts once per backend tried); shed
+	// requests are counted in Shed instead.
 	Requests uint64 `json:"requests"`
 	// Shed counts shed requests by reason: queue_full, queue_timeout,
 	// client_gone, no_backend.

@@ -2,29 +2,16 @@ package test
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 )
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // A backend that refuses connections has seen nothing of the request, so the
 // request goes to another backend: clients see no error, and the refusing
 // backend is ejected (shardgate_backend_up 0) instead of taking its share.
 func TestConnectFailureFailsOver(t *testing.T) {
 	live := NewRecorder(t, nil)
-	dead := closedPort(t)
+	dead := closedAddr(t)
 	g := StartGateway(t, fmt.Sprintf(loopbackListeners+`upstreams:
   app:
     balancer: round_robin
@@ -58,7 +45,7 @@ func TestOnlyBackendDown(t *testing.T) {
   app:
     backends: [{address: %s}]
 routes: [{upstream: app}]
-`, closedPort(t)))
+`, closedAddr(t)))
 	if code, body := get(t, g.URL+"/"); code != 502 || body != "backend unreachable\n" {
 		t.Fatalf("first = %d %q, want 502 backend unreachable", code, body)
 	}
