@@ -86,11 +86,6 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	s.conn = ctx.Conn()
 	defer g.recoverPanic(ctx)
 
-	if g.draining.Load() {
-		reply(ctx, fasthttp.StatusServiceUnavailable, "shutting down", "1")
-		ctx.SetConnectionClose()
-		return
-	}
 	st := g.state.Load()
 	h := &ctx.Request.Header
 	s.host = normalizeHost(s.host, h.Host())
@@ -100,7 +95,9 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.logAccess(ctx, s, start, nil, nil, 0, 0, "")
 		return
 	}
-	clientClose := h.ConnectionClose()
+	// While draining, serve what already reached an open connection, then
+	// close it: the client reconnects (to the new process, in an upgrade).
+	closeAfter := h.ConnectionClose() || g.draining.Load()
 	if len(h.Host()) == 0 {
 		// HTTP/1.0 allows a request without Host; name the address the
 		// client connected to, as the request line cannot name a backend.
@@ -124,7 +121,7 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		u.SetPasswordBytes(nil)
 	}
 	g.forward(ctx, s, u, start)
-	if clientClose {
+	if closeAfter {
 		ctx.SetConnectionClose()
 	}
 }
@@ -247,8 +244,9 @@ func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// Drain makes the gateway answer new requests with 503 and close their
-// connections; requests already admitted or queued finish.
+// Drain makes the gateway close every client connection after its current
+// response. Requests that arrive on open connections are still served, and
+// admitted and queued ones finish.
 func (g *Gateway) Drain() { g.draining.Store(true) }
 
 // Draining reports whether Drain was called.

@@ -137,6 +137,7 @@ type result struct {
 	status     int
 	body       string
 	retryAfter string
+	connClose  bool
 	err        error
 }
 
@@ -160,6 +161,7 @@ func send(c *fasthttp.HostClient, method, host, uri, body string) result {
 		status:     resp.StatusCode(),
 		body:       string(resp.Body()),
 		retryAfter: string(resp.Header.Peek("Retry-After")),
+		connClose:  resp.ConnectionClose(),
 		err:        err,
 	}
 }

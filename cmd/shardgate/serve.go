@@ -45,7 +45,12 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err != nil {
 		return err
 	}
-	groups, err := listen(cfg.Listen)
+	inherited, err := listener.Import()
+	if err != nil {
+		return err
+	}
+	defer closeInherited(inherited) // whatever the config no longer listens on
+	groups, err := listen(cfg.Listen, inherited)
 	if err != nil {
 		return err
 	}
@@ -62,11 +67,13 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 	metrics.SetSource(snapshot)
 	adminAddr := "-"
+	var adminLn net.Listener
 	if cfg.Admin.Address != "" {
-		ln, err := net.Listen("tcp", cfg.Admin.Address)
+		ln, err := adminListener(cfg.Admin.Address, inherited)
 		if err != nil {
 			return fmt.Errorf("admin listener: %w", err)
 		}
+		adminLn = ln
 		as := admin.NewServer(metrics, snapshot, ready.Load)
 		go func() {
 			if err := as.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -88,8 +95,10 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if h != nil && h.ready != nil {
 		go h.ready(addrs, gw)
 	}
+	takeOver(log)
 
-	waitForStop(cfg, path, gw, metrics, log, h)
+	up := &upgrader{groups: groups, admin: adminLn, log: log}
+	waitForStop(cfg, path, gw, metrics, log, h, up)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
@@ -103,9 +112,10 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 }
 
 // waitForStop handles signals until one asks the process to stop.
-func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger, h *hooks) {
+func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics,
+	log *slog.Logger, h *hooks, up *upgrader) {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	var stop <-chan struct{}
 	if h != nil {
@@ -116,11 +126,15 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metri
 		case <-stop:
 			return
 		case sig := <-sigs:
-			if sig != syscall.SIGHUP {
+			switch sig {
+			case syscall.SIGHUP:
+				reload(running, path, gw, metrics, log)
+			case syscall.SIGUSR2:
+				up.start()
+			default:
 				log.Info("signal received", "signal", sig.String())
 				return
 			}
-			reload(running, path, gw, metrics, log)
 		}
 	}
 }
@@ -146,10 +160,19 @@ func reload(running *config.Config, path string, gw *gateway.Gateway, metrics *a
 	log.Info("reloaded", "path", path)
 }
 
-func listen(ls []config.Listen) ([]*listener.Group, error) {
+// listen opens the configured listeners, taking over the sockets a parent
+// handed down for the same address instead of binding new ones.
+func listen(ls []config.Listen, inherited map[string][]*os.File) ([]*listener.Group, error) {
 	var groups []*listener.Group
 	for _, l := range ls {
-		g, err := listener.Listen(l.Address, l.Shards)
+		var g *listener.Group
+		var err error
+		if files := inherited[l.Address]; files != nil {
+			delete(inherited, l.Address)
+			g, err = listener.FromFiles(l.Address, files)
+		} else {
+			g, err = listener.Listen(l.Address, l.Shards)
+		}
 		if err != nil {
 			closeGroups(groups)
 			return nil, err
