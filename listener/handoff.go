@@ -2,6 +2,7 @@ package listener
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -76,4 +77,65 @@ func parseFiles(v string) (map[string][]uintptr, error) {
 		}
 	}
 	return out, nil
+}
+
+// Activated returns the listening sockets systemd passed to this process
+// (socket activation: LISTEN_PID, LISTEN_FDS, descriptors from 3 on), keyed by
+// the entry of addresses each is bound to, and unsets the variables. A socket
+// matches an address with the same port and the same IP, an unspecified
+// host (":8080", "0.0.0.0:8080", "[::]:8080") matching any unspecified one.
+// A passed socket that matches no address is an error: the unit and the
+// config disagree. It returns nil when nothing was passed.
+func Activated(addresses []string) (map[string][]*os.File, error) {
+	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
+	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if pid != os.Getpid() || n <= 0 {
+		return nil, nil
+	}
+	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+		os.Unsetenv(v)
+	}
+	out := make(map[string][]*os.File)
+	for fd := 3; fd < 3+n; fd++ {
+		f := os.NewFile(uintptr(fd), "LISTEN_FD_"+strconv.Itoa(fd))
+		name, err := matchAddress(f, addresses)
+		if err != nil {
+			f.Close()
+			for _, files := range out {
+				closeFiles(files)
+			}
+			return nil, err
+		}
+		out[name] = append(out[name], f)
+	}
+	return out, nil
+}
+
+// matchAddress returns the entry of addresses that the socket f is bound to.
+func matchAddress(f *os.File, addresses []string) (string, error) {
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return "", fmt.Errorf("listener: activated socket %s: %w", f.Name(), err)
+	}
+	bound, ok := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	if !ok {
+		return "", fmt.Errorf("listener: activated socket %s: %w", f.Name(), ErrNotListener)
+	}
+	for _, a := range addresses {
+		want, err := net.ResolveTCPAddr("tcp", a)
+		if err != nil || want.Port != bound.Port {
+			continue
+		}
+		if want.IP == nil || want.IP.IsUnspecified() {
+			if bound.IP.IsUnspecified() {
+				return a, nil
+			}
+			continue
+		}
+		if want.IP.Equal(bound.IP) {
+			return a, nil
+		}
+	}
+	return "", fmt.Errorf("listener: activated socket %s bound to %s matches no listen address", f.Name(), bound)
 }

@@ -1,8 +1,10 @@
 package listener
 
 import (
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -37,5 +39,43 @@ func TestParseFilesRejectsGarbage(t *testing.T) {
 		if _, err := parseFiles(v); err == nil {
 			t.Errorf("parseFiles(%q) = nil error, want one", v)
 		}
+	}
+}
+
+func TestMatchAddress(t *testing.T) {
+	lo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lo.Close()
+	any4, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer any4.Close()
+	port := func(ln net.Listener) string { return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) }
+	for _, tc := range []struct {
+		name      string
+		ln        net.Listener
+		addresses []string
+		want      string // "" = no match
+	}{
+		{"exact IP", lo, []string{":1", "127.0.0.1:" + port(lo)}, "127.0.0.1:" + port(lo)},
+		{"specific socket, unspecified config", lo, []string{":" + port(lo)}, ""},
+		{"unspecified socket, empty host", any4, []string{":" + port(any4)}, ":" + port(any4)},
+		{"unspecified socket, 0.0.0.0", any4, []string{"0.0.0.0:" + port(any4)}, "0.0.0.0:" + port(any4)},
+		{"other port", lo, []string{"127.0.0.1:1"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := tc.ln.(*net.TCPListener).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			got, err := matchAddress(f, tc.addresses)
+			if got != tc.want || (err == nil) != (tc.want != "") {
+				t.Fatalf("matchAddress() = %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

@@ -45,7 +45,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err != nil {
 		return err
 	}
-	inherited, err := listener.Import()
+	inherited, err := inheritedSockets(cfg.Listen, log)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"shardgate/config"
 	"shardgate/listener"
 )
 
@@ -93,6 +94,27 @@ func takeOver(log *slog.Logger) {
 		return
 	}
 	log.Info("upgrade: took over; old process draining", "pid", pid)
+}
+
+// inheritedSockets returns the listening sockets this process was handed: by
+// the process it replaces in a binary upgrade, or by systemd.
+func inheritedSockets(ls []config.Listen, log *slog.Logger) (map[string][]*os.File, error) {
+	inherited, err := listener.Import()
+	if err != nil || inherited != nil {
+		return inherited, err
+	}
+	addrs := make([]string, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.Address
+	}
+	activated, err := listener.Activated(addrs)
+	if err != nil {
+		return nil, err
+	}
+	for addr, files := range activated {
+		log.Info("socket activation", "listen", addr, "sockets", len(files))
+	}
+	return activated, nil
 }
 
 // adminListener binds the admin address, or takes over the admin socket a
