@@ -74,6 +74,8 @@ type Pool struct {
 	// slot freed while a request is queueing is never missed.
 	waiting atomic.Int64
 	lifo    atomic.Bool
+	// lifoSince is when the queue last turned newest-first (Unix ns).
+	lifoSince atomic.Int64
 
 	mu sync.Mutex
 	// q (protected by mu) holds the waiters, oldest at the front.

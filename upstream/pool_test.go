@@ -260,9 +260,10 @@ func TestLIFOUnderOverload(t *testing.T) {
 	}
 }
 
-// Under overload (newest-first) a waiter older than lifo_after is answered
-// at its next check, long before its 10s deadline; while the queue is FIFO
-// nobody leaves early.
+// Under sustained overload (newest-first for longer than lifo_after) a
+// waiter older than lifo_after is answered at its next check, long before its
+// 10s deadline; while the queue is FIFO, or has only just turned LIFO, nobody
+// leaves early.
 func TestOverloadShedsOldWaiters(t *testing.T) {
 	p := newTestPool(t, 0, 100, 10*time.Second, 20*time.Millisecond, 1)
 	p.pollInterval = 5 * time.Millisecond
@@ -292,6 +293,12 @@ func TestOverloadShedsOldWaiters(t *testing.T) {
 	p.Release(held) // oldest is 30ms old > lifo_after: newest first
 	newest := <-got
 	defer p.Release(newest)
+	select { // overloaded only just now: a burst, not yet shed
+	case err := <-old:
+		t.Fatalf("waiter shed as soon as the queue turned LIFO: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	advance(30 * time.Millisecond) // LIFO for 30ms > lifo_after: sustained
 	select {
 	case err := <-old:
 		if !errors.Is(err, ErrQueueTimeout) {

@@ -102,10 +102,12 @@ func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, 
 // leaves. The client is checked every pollInterval and once more when a slot
 // arrives, so a request whose client left is never sent to a backend.
 //
-// While the queue is overloaded (serving newest-first) a waiter older than
-// lifoAfter is shed at its next check instead of at its deadline: every newer
-// request goes before it, so it would be served, if at all, only after its
-// client gave up. It gets its 503 while someone still reads it.
+// Once the queue has been overloaded (serving newest-first) for longer than
+// lifoAfter, a waiter older than lifoAfter is shed at its next check instead
+// of at its deadline: every newer request goes before it, so it would be
+// served, if at all, only after its client gave up. It gets its 503 while
+// someone still reads it. A burst that drains within about twice lifoAfter
+// is served whole.
 func (p *Pool) wait(w *waiter, m *members, client Client) (*Backend, error) {
 	w.deadline.Reset(m.timeout)
 	w.poll.Reset(p.pollInterval)
@@ -122,7 +124,7 @@ func (p *Pool) wait(w *waiter, m *members, client Client) (*Backend, error) {
 			switch {
 			case client != nil && client.Gone():
 				err = ErrClientGone
-			case m.lifoAfter > 0 && p.lifo.Load() && p.now().Sub(w.enqueued) > m.lifoAfter:
+			case p.overdue(w, m.lifoAfter):
 				err = ErrQueueTimeout
 			default:
 				continue
@@ -203,13 +205,26 @@ func (p *Pool) nextLocked(m *members) *waiter {
 	if p.q.len == 0 {
 		return nil
 	}
-	if !p.lifo.Load() && m.lifoAfter > 0 && p.now().Sub(p.q.head.enqueued) > m.lifoAfter {
-		p.lifo.Store(true)
+	if !p.lifo.Load() && m.lifoAfter > 0 {
+		if now := p.now(); now.Sub(p.q.head.enqueued) > m.lifoAfter {
+			p.lifoSince.Store(now.UnixNano())
+			p.lifo.Store(true)
+		}
 	}
 	if p.lifo.Load() {
 		return p.q.tail
 	}
 	return p.q.head
+}
+
+// overdue reports whether w should be shed early: the queue has served
+// newest-first for longer than lifoAfter and w has waited longer than that.
+func (p *Pool) overdue(w *waiter, lifoAfter time.Duration) bool {
+	if lifoAfter <= 0 || !p.lifo.Load() {
+		return false
+	}
+	now := p.now()
+	return now.Sub(w.enqueued) > lifoAfter && now.UnixNano()-p.lifoSince.Load() > int64(lifoAfter)
 }
 
 func (p *Pool) afterRemoveLocked() {
