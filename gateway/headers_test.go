@@ -175,16 +175,7 @@ func TestRewriteRequest(t *testing.T) {
 			if !rewriteRequest(h, tt.peer, tt.trusted, new(scratch)) {
 				t.Fatal("rewriteRequest() = false, want true")
 			}
-			for name, want := range tt.want {
-				if got := values(h, name); !slices.Equal(got, want) {
-					t.Errorf("%s = %q, want %q", name, got, want)
-				}
-			}
-			for _, name := range tt.gone {
-				if got := values(h, name); len(got) != 0 {
-					t.Errorf("%s = %q, want it removed", name, got)
-				}
-			}
+			checkHeaders(t, h, tt.want, tt.gone)
 			if h.ConnectionClose() {
 				t.Error("ConnectionClose() = true after rewrite, want false: the backend connection is the gateway's")
 			}
@@ -267,20 +258,29 @@ func TestRewriteResponse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := readResponseHeader(t, tt.head...)
 			rewriteResponse(h, new(scratch))
-			for name, want := range tt.want {
-				if got := values(h, name); !slices.Equal(got, want) {
-					t.Errorf("%s = %q, want %q", name, got, want)
-				}
-			}
-			for _, name := range tt.gone {
-				if got := values(h, name); len(got) != 0 {
-					t.Errorf("%s = %q, want it removed", name, got)
-				}
-			}
+			checkHeaders(t, h, tt.want, tt.gone)
 			if h.ConnectionClose() {
 				t.Error("ConnectionClose() = true after rewrite, want false: the client connection is the gateway's")
 			}
 		})
+	}
+}
+
+// checkHeaders compares every line of the named headers with want and
+// checks that the gone ones have no line left.
+func checkHeaders[H interface {
+	*fasthttp.RequestHeader | *fasthttp.ResponseHeader
+}](t *testing.T, h H, want map[string][]string, gone []string) {
+	t.Helper()
+	for name, w := range want {
+		if got := values(h, name); !slices.Equal(got, w) {
+			t.Errorf("%s = %q, want %q", name, got, w)
+		}
+	}
+	for _, name := range gone {
+		if got := values(h, name); len(got) != 0 {
+			t.Errorf("%s = %q, want it removed", name, got)
+		}
 	}
 }
 
