@@ -20,6 +20,9 @@ const DefaultBufferLines = 4096
 const (
 	// batchBytes is how much the writer goroutine gathers before one Write.
 	batchBytes = 64 << 10
+	// lineBytes is the line buffer each ring slot starts with: room for a
+	// typical entry with a path of a few hundred bytes.
+	lineBytes = 512
 	// maxKeptLine is the largest line buffer a ring slot keeps for reuse, so
 	// one huge request line does not pin memory forever.
 	maxKeptLine = 8 << 10
@@ -120,8 +123,12 @@ func start(out io.Writer, closer io.Closer, bufferLines int) *Writer {
 		closer: closer,
 		batch:  make([]byte, 0, batchBytes),
 	}
+	// Every slot gets its line buffer now, from one backing array, so that
+	// Log allocates nothing even for the first lines through each slot.
+	backing := make([]byte, bufferLines*lineBytes)
 	for i := range w.slots {
 		w.slots[i].seq.Store(uint64(i))
+		w.slots[i].line = backing[i*lineBytes : i*lineBytes : (i+1)*lineBytes]
 	}
 	go w.run()
 	return w
