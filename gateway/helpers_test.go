@@ -103,7 +103,8 @@ func newLoggingGateway(t testing.TB, yaml string, access *accesslog.Writer) (*Ga
 }
 
 // serveInmemory serves g with the server settings the binary uses on an
-// in-memory listener and returns a keep-alive client for it.
+// in-memory listener (the server of the first leanAbove connections) and
+// returns a keep-alive client for it.
 func serveInmemory(t testing.TB, g *Gateway, sc config.Server) *fasthttp.HostClient {
 	t.Helper()
 	ln := fasthttputil.NewInmemoryListener()
@@ -111,7 +112,7 @@ func serveInmemory(t testing.TB, g *Gateway, sc config.Server) *fasthttp.HostCli
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.srv.Serve(ln) //nolint:errcheck // ends when the listener closes
+		s.fast.Serve(ln) //nolint:errcheck // ends when the listener closes
 	}()
 	c := &fasthttp.HostClient{
 		Addr:                      "gateway.test",
@@ -125,7 +126,7 @@ func serveInmemory(t testing.TB, g *Gateway, sc config.Server) *fasthttp.HostCli
 		c.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s.srv.ShutdownWithContext(ctx) //nolint:errcheck // best effort
+		s.fast.ShutdownWithContext(ctx) //nolint:errcheck // best effort
 		ln.Close()
 		<-done
 	})
@@ -253,12 +254,12 @@ func serveTCP(t *testing.T, g *Gateway, cfg *config.Config) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.srv.Serve(ln) //nolint:errcheck // ends when the listener closes
+		s.fast.Serve(ln) //nolint:errcheck // ends when the listener closes
 	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s.srv.ShutdownWithContext(ctx) //nolint:errcheck // best effort
+		s.fast.ShutdownWithContext(ctx) //nolint:errcheck // best effort
 		<-done
 	})
 	return ln.Addr().String()
