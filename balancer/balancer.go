@@ -136,6 +136,17 @@ func byWeight(bs []Backend, r int64, skip int) int {
 	return last
 }
 
+// randSource returns a random number in [0, n); tests set one to make picks
+// deterministic, nil means randInt64N.
+type randSource func(n int64) int64
+
+func (r randSource) intn(n int64) int64 {
+	if r != nil {
+		return r(n)
+	}
+	return randInt64N(n)
+}
+
 // randInt64N returns a uniform random number in [0, n) from the runtime's
 // per-thread generator: lock-free and allocation-free.
 func randInt64N(n int64) int64 {

@@ -7,7 +7,7 @@ package balancer
 type P2C struct {
 	// rnd returns a random number in [0, n); nil means randInt64N.
 	// Tests replace it to make picks deterministic.
-	rnd func(n int64) int64
+	rnd randSource
 }
 
 // NewP2C returns a new P2C policy.
@@ -26,7 +26,7 @@ func (p *P2C) Pick(bs []Backend) int {
 	case 1:
 		return byWeight(bs, 0, -1)
 	}
-	i := byWeight(bs, p.intn(total), -1)
+	i := byWeight(bs, p.rnd.intn(total), -1)
 	if i < 0 {
 		return -1
 	}
@@ -34,7 +34,7 @@ func (p *P2C) Pick(bs []Backend) int {
 	if rest <= 0 {
 		return i
 	}
-	j := byWeight(bs, p.intn(rest), i)
+	j := byWeight(bs, p.rnd.intn(rest), i)
 	if j < 0 {
 		return i
 	}
@@ -44,11 +44,4 @@ func (p *P2C) Pick(bs []Backend) int {
 		return j
 	}
 	return i
-}
-
-func (p *P2C) intn(n int64) int64 {
-	if p.rnd != nil {
-		return p.rnd(n)
-	}
-	return randInt64N(n)
 }

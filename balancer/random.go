@@ -6,7 +6,7 @@ package balancer
 type Random struct {
 	// rnd returns a random number in [0, n); nil means randInt64N.
 	// Tests replace it to make picks deterministic.
-	rnd func(n int64) int64
+	rnd randSource
 }
 
 // NewRandom returns a new Random policy.
@@ -24,12 +24,5 @@ func (p *Random) Pick(bs []Backend) int {
 	case 1:
 		return byWeight(bs, 0, -1)
 	}
-	return byWeight(bs, p.intn(total), -1)
-}
-
-func (p *Random) intn(n int64) int64 {
-	if p.rnd != nil {
-		return p.rnd(n)
-	}
-	return randInt64N(n)
+	return byWeight(bs, p.rnd.intn(total), -1)
 }

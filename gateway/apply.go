@@ -33,7 +33,6 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			return fmt.Errorf("upstreams.%s.balancer: %w", name, err)
 		}
 		pc := upstream.PoolConfig{
-			Name:        name,
 			Balancer:    policy,
 			MaxInflight: int64(uc.MaxInflight),
 			QueueLength: uc.Queue.MaxLength,
@@ -43,7 +42,10 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		addrs := make([]string, len(uc.Backends))
 		for i, bc := range uc.Backends {
 			addrs[i] = bc.Address
-			pc.Backends = append(pc.Backends, g.backend(backends, name, uc, bc))
+		}
+		metrics := g.upstreamMetrics(name, addrs)
+		for i, bc := range uc.Backends {
+			pc.Backends = append(pc.Backends, g.backend(backends, name, uc, bc, metrics.Backend(i)))
 		}
 		pool := g.pools[name]
 		if pool == nil {
@@ -56,12 +58,8 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			name:       name,
 			balancer:   uc.Balancer,
 			pool:       pool,
-			metrics:    g.upstreamMetrics(name, addrs),
-			backends:   make(map[*upstream.Backend]*admin.BackendMetrics, len(addrs)),
+			metrics:    metrics,
 			retryAfter: retryAfter(uc.Queue.Timeout),
-		}
-		for i, b := range pc.Backends {
-			us.backends[b] = us.metrics.Backend(i)
 		}
 		ups[name] = us
 	}
@@ -100,9 +98,12 @@ func (g *Gateway) upstreamMetrics(name string, addrs []string) *admin.UpstreamMe
 }
 
 // backend returns the backend for bc, reusing the running one with the same
-// upstream and address. Its tunables change only when the new state is
-// swapped in, which is close enough: they are read per request.
-func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *config.Upstream, bc config.Backend) *upstream.Backend {
+// upstream and address, whose tunables change at once (they are read per
+// request). A new backend carries m, its metric handles, as its tag: the
+// series of an upstream and address never change, so a reused backend keeps
+// its own.
+func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *config.Upstream, bc config.Backend,
+	m *admin.BackendMetrics) *upstream.Backend {
 	key := name + "|" + bc.Address
 	c := upstream.BackendConfig{
 		Address:         bc.Address,
@@ -111,6 +112,7 @@ func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *co
 		ConnectTimeout:  uc.ConnectTimeout,
 		ResponseTimeout: uc.ResponseTimeout,
 		IdleConnTimeout: uc.IdleConnTimeout,
+		Tag:             m,
 	}
 	b := g.backends[key]
 	if b == nil {

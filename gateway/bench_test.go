@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"log/slog"
 	"net"
 	"net/netip"
 	"shardgate/config"
@@ -191,14 +192,14 @@ func BenchmarkHandlerMetrics(b *testing.B) {
 			name = "metrics=off"
 		}
 		b.Run(name, func(b *testing.B) {
-			g, _ := newTestGateway(b, oneUpstream(startSmallBackend(b), 64, ""))
+			yaml := oneUpstream(startSmallBackend(b), 64, "")
+			g, _ := newTestGateway(b, yaml)
 			if !on {
-				g.metrics = nil
-				cfg, err := config.Parse([]byte(oneUpstream(g.state.Load().upstreams[0].pool.Backends()[0].Address(), 64, "")))
+				cfg, err := config.Parse([]byte(yaml))
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := g.Apply(cfg); err != nil {
+				if g, err = New(cfg, nil, nil, slog.New(slog.DiscardHandler)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -29,7 +29,6 @@ type upstreamState struct {
 	balancer   string
 	pool       *upstream.Pool
 	metrics    *admin.UpstreamMetrics
-	backends   map[*upstream.Backend]*admin.BackendMetrics
 	retryAfter string // whole seconds, the queue timeout rounded up
 }
 
@@ -85,9 +84,15 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	defer scratchPool.Put(s)
 	s.conn = ctx.Conn()
 	defer g.recoverPanic(ctx)
+	h := &ctx.Request.Header
+	// The client connection closes after this response if the client asked,
+	// or while draining (it reconnects, to the new process in an upgrade).
+	// Decided now, applied last: forwarding resets both close flags.
+	if h.ConnectionClose() || g.draining.Load() {
+		defer ctx.SetConnectionClose()
+	}
 
 	st := g.state.Load()
-	h := &ctx.Request.Header
 	s.host = normalizeHost(s.host, h.Host())
 	u := st.router.match(s.host, routePath(h.RequestURI(), &s.uri))
 	if u == nil {
@@ -95,9 +100,6 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		g.logAccess(ctx, s, start, nil, nil, 0, 0, "")
 		return
 	}
-	// While draining, serve what already reached an open connection, then
-	// close it: the client reconnects (to the new process, in an upgrade).
-	closeAfter := h.ConnectionClose() || g.draining.Load()
 	if len(h.Host()) == 0 {
 		// HTTP/1.0 allows a request without Host; name the address the
 		// client connected to, as the request line cannot name a backend.
@@ -121,9 +123,6 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		u.SetPasswordBytes(nil)
 	}
 	g.forward(ctx, s, u, start)
-	if closeAfter {
-		ctx.SetConnectionClose()
-	}
 }
 
 // forward waits for a slot, sends the request and records the outcome. A
@@ -145,7 +144,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 		err = g.exchangerFor(s.conn).run(s)
 		s.pool, s.backend, s.ctx = nil, nil, nil
 		took := time.Since(sent)
-		bm := u.backends[b]
+		bm, _ := b.Tag().(*admin.BackendMetrics) // set by Gateway.backend
 		if err == nil {
 			bm.Response(took)
 			rewriteResponse(&ctx.Response.Header, s)
@@ -248,9 +247,6 @@ func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {
 // response. Requests that arrive on open connections are still served, and
 // admitted and queued ones finish.
 func (g *Gateway) Drain() { g.draining.Store(true) }
-
-// Draining reports whether Drain was called.
-func (g *Gateway) Draining() bool { return g.draining.Load() }
 
 func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, s *scratch, start time.Time, u *upstreamState,
 	b *upstream.Backend, waited, took time.Duration, shed string) {

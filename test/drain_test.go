@@ -43,10 +43,7 @@ routes: [{upstream: app}]
 		return be.Count() == 1 && strings.Contains(g.Metrics(t), `shardgate_queue_length{upstream="app"} 3`)
 	})
 	g.Signal(t, syscall.SIGTERM)
-	waitFor(t, "the drain to begin", func() bool {
-		code, _, _ := getAdmin(g, "/readyz")
-		return code == 503
-	})
+	waitNotReady(t, g)
 	released = true
 	close(release)
 	for range 4 {

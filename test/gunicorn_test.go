@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,7 +118,7 @@ func startGunicorns(t *testing.T, n int) []*gunicornApp {
 func launchGunicorn(t *testing.T, python, appDir string) *gunicornApp {
 	t.Helper()
 	dir := t.TempDir()
-	a := &gunicornApp{Addr: freeAddr(t), logPath: filepath.Join(dir, "gunicorn.log"), exited: make(chan struct{})}
+	a := &gunicornApp{Addr: closedAddr(t), logPath: filepath.Join(dir, "gunicorn.log"), exited: make(chan struct{})}
 	a.URL = "http://" + a.Addr
 	logFile, err := os.Create(a.logPath)
 	if err != nil {
@@ -139,18 +138,6 @@ func launchGunicorn(t *testing.T, python, appDir string) *gunicornApp {
 	}()
 	t.Cleanup(func() { a.stop(t) })
 	return a
-}
-
-// freeAddr returns a 127.0.0.1 address whose port was free a moment ago
-// (gunicorn cannot report the port it got for port 0).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // waitUp polls /stats until it answers 200, gunicorn exits, it reports its

@@ -74,7 +74,8 @@ func (b *obsBackend) waitHeld(t *testing.T, n int) {
 func holdPrefix(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/hold") }
 func holdAll(*http.Request) bool      { return true }
 
-// closedAddr returns a 127.0.0.1 address nothing listens on.
+// closedAddr returns a 127.0.0.1 address nothing listens on: its port was
+// free a moment ago (a dead backend, or a port to start gunicorn on).
 func closedAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

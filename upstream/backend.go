@@ -23,6 +23,7 @@ type BackendConfig struct {
 	ConnectTimeout  time.Duration // TCP connect
 	ResponseTimeout time.Duration // whole exchange once connected
 	IdleConnTimeout time.Duration // pooled connections idle longer are closed
+	Tag             any           // the caller's value for this backend; see Backend.Tag
 }
 
 // Backend is one server of a pool: its address, its concurrency limit, the
@@ -38,11 +39,12 @@ type Backend struct {
 	errors   atomic.Uint64
 
 	client *fasthttp.HostClient
+	tag    any // set at creation, never changed
 }
 
 // NewBackend returns a healthy backend with no requests in flight.
 func NewBackend(c BackendConfig) *Backend {
-	b := &Backend{addr: c.Address}
+	b := &Backend{addr: c.Address, tag: c.Tag}
 	b.up.Store(true)
 	b.client = newHostClient(c)
 	b.Reconfigure(c)
@@ -72,6 +74,11 @@ func maxConns(limit int64) int {
 	}
 	return int(limit)
 }
+
+// Tag returns the value the backend was created with (BackendConfig.Tag), so
+// that a caller finds its own per-backend data without a lookup.
+// Reconfigure does not change it.
+func (b *Backend) Tag() any { return b.tag }
 
 // Address returns the backend's host:port.
 func (b *Backend) Address() string { return b.addr }

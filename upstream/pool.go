@@ -39,7 +39,6 @@ type Client interface {
 
 // PoolConfig is what a Pool is built from.
 type PoolConfig struct {
-	Name        string
 	Balancer    balancer.Policy
 	MaxInflight int64         // cap over the pool; 0 = no cap of its own
 	QueueLength int           // waiters at most; 0 = no queue
@@ -64,7 +63,6 @@ type members struct {
 // Pool is a set of backends with one admission queue. Safe for concurrent
 // use. The fast path (a slot is free and nobody waits) takes no lock.
 type Pool struct {
-	name     string
 	m        atomic.Pointer[members]
 	inflight atomic.Int64
 	shed     [numShedReasons]atomic.Uint64
@@ -87,7 +85,7 @@ type Pool struct {
 
 // NewPool returns a pool over c.Backends.
 func NewPool(c PoolConfig) *Pool {
-	p := &Pool{name: c.Name, now: time.Now, pollInterval: 100 * time.Millisecond}
+	p := &Pool{now: time.Now, pollInterval: 100 * time.Millisecond}
 	p.Update(c)
 	return p
 }
@@ -117,9 +115,6 @@ func (p *Pool) Update(c PoolConfig) {
 	p.dispatchLocked() // a raised limit may free slots for waiters
 	p.mu.Unlock()
 }
-
-// Name returns the upstream's name.
-func (p *Pool) Name() string { return p.name }
 
 // Backends returns the pool's current backends. The slice must not be changed.
 func (p *Pool) Backends() []*Backend { return p.m.Load().backends }
@@ -154,9 +149,6 @@ func (p *Pool) QueueLength() int {
 
 // QueueMax returns the configured queue bound.
 func (p *Pool) QueueMax() int { return p.m.Load().queueLength }
-
-// Timeout returns the configured queue timeout.
-func (p *Pool) Timeout() time.Duration { return p.m.Load().timeout }
 
 // LIFO reports whether the queue is serving newest-first (overloaded).
 func (p *Pool) LIFO() bool { return p.lifo.Load() }

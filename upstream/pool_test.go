@@ -21,7 +21,7 @@ func newTestPool(t testing.TB, poolLimit int64, queue int, timeout, lifoAfter ti
 		}))
 	}
 	return NewPool(PoolConfig{
-		Name: "test", Balancer: balancer.NewLeastInflight(), MaxInflight: poolLimit,
+		Balancer: balancer.NewLeastInflight(), MaxInflight: poolLimit,
 		QueueLength: queue, Timeout: timeout, LIFOAfter: lifoAfter, Backends: bs,
 	})
 }

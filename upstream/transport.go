@@ -23,17 +23,16 @@ func newHostClient(c BackendConfig) *fasthttp.HostClient {
 		Dial: func(addr string) (net.Conn, error) {
 			return dial(d, addr)
 		},
-		Transport:                     cleanTransport{},
-		MaxConns:                      maxConns(c.Limit),
-		MaxIdleConnDuration:           c.IdleConnTimeout,
-		ReadTimeout:                   c.ResponseTimeout,
-		WriteTimeout:                  c.ResponseTimeout,
-		MaxIdemponentCallAttempts:     1, // never resend: cleanTransport checks connections first
-		ConnPoolStrategy:              fasthttp.LIFO,
-		NoDefaultUserAgentHeader:      true,
-		DisablePathNormalizing:        true,
-		DisableHeaderNamesNormalizing: false,
-		ReadBufferSize:                readBufferSize,
+		Transport:                 cleanTransport{},
+		MaxConns:                  maxConns(c.Limit),
+		MaxIdleConnDuration:       c.IdleConnTimeout,
+		ReadTimeout:               c.ResponseTimeout,
+		WriteTimeout:              c.ResponseTimeout,
+		MaxIdemponentCallAttempts: 1, // never resend: cleanTransport checks connections first
+		ConnPoolStrategy:          fasthttp.LIFO,
+		NoDefaultUserAgentHeader:  true,
+		DisablePathNormalizing:    true,
+		ReadBufferSize:            readBufferSize,
 	}
 }
 
