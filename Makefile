@@ -1,4 +1,4 @@
-# The README's commands. `make test` is what CI runs (.ci/run).
+# Shortcuts for the README's commands. CI runs scripts/test.sh (.ci/run).
 GO ?= go
 
 .PHONY: all build test test-deps vet demo bench clean
@@ -8,14 +8,9 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o shardgate ./cmd/shardgate
 
-# The whole suite: unit tests, fuzz seeds, and the end-to-end tests that build
-# the binary and drive it with curl, net/http, gunicorn + Flask and Chromium.
-# Unit tests run under the race detector; the end-to-end package then runs
-# alone (-p 1), because its overload tests measure what two cores can serve
-# and must not share them with other test binaries.
-test: test-deps vet
-	$(GO) test -race -count=1 -timeout 8m $$($(GO) list ./... | grep -v '/test$$')
-	$(GO) test -count=1 -p 1 -timeout 8m ./test/
+# The whole suite; see scripts/test.sh (the README's test command).
+test:
+	./scripts/test.sh
 
 test-deps:
 	./scripts/test-deps.sh

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: the README's test command, and what CI runs.
+#
+# 1. installs the Debian packages the end-to-end tests drive when missing
+#    (gunicorn, python3-flask, curl, chromium);
+# 2. go vet;
+# 3. every unit package under the race detector;
+# 4. the end-to-end package alone (-p 1): it builds the real binary and
+#    drives it with curl, net/http, gunicorn + Flask and Chromium, and its
+#    overload tests measure what the machine's cores can serve, so they must
+#    not share them with other test binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/test-deps.sh
+go vet ./...
+go test -race -count=1 -timeout 8m $(go list ./... | grep -v '/test$')
+go test -count=1 -p 1 -timeout 8m ./test/
