@@ -24,29 +24,6 @@ routes:
 `, backend, limit, extra)
 }
 
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestReloadSwapsBackendsAndRejectsBadConfig(t *testing.T) {
 	a := NewRecorder(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "a") })
 	b := NewRecorder(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "b") })
