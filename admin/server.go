@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"shardgate/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +32,7 @@ type Server struct {
 
 // NewServer returns a Server exposing m's registry on /metrics (omitted when m
 // is nil), snapshot() on /status and ready() on /readyz.
-func NewServer(m *Metrics, snapshot func() Snapshot, ready func() bool) *Server {
+func NewServer(m *metrics.Metrics, snapshot func() metrics.Snapshot, ready func() bool) *Server {
 	mux := http.NewServeMux()
 	if m != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{
@@ -90,7 +91,7 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 	_, _ = w.Write([]byte(msg))
 }
 
-func statusHandler(snapshot func() Snapshot) http.Handler {
+func statusHandler(snapshot func() metrics.Snapshot) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
@@ -103,7 +104,7 @@ func statusHandler(snapshot func() Snapshot) http.Handler {
 			_, _ = w.Write(statusPage)
 			return
 		}
-		var snap Snapshot
+		var snap metrics.Snapshot
 		if snapshot != nil {
 			snap = snapshot()
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"shardgate/metrics"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -61,7 +62,7 @@ func get(t *testing.T, url string, header http.Header) (*http.Response, string) 
 
 func TestHealthAndReadiness(t *testing.T) {
 	var ready atomic.Bool
-	base := startServer(t, NewServer(NewMetrics("test"), fakeSnapshot, ready.Load))
+	base := startServer(t, NewServer(metrics.NewMetrics("test"), fakeSnapshot, ready.Load))
 	tests := []struct {
 		path     string
 		ready    bool
@@ -97,7 +98,7 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	m := NewMetrics("9.9.9")
+	m := metrics.NewMetrics("9.9.9")
 	m.SetSource(fakeSnapshot)
 	m.Upstream("app", []string{"10.0.0.1:80"}).Request(200, time.Millisecond)
 	base := startServer(t, NewServer(m, fakeSnapshot, func() bool { return true }))
@@ -126,7 +127,7 @@ func TestStatusJSONMatchesSnapshot(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "application/json" {
 				t.Fatalf("GET /status = %d %q, want 200 application/json", resp.StatusCode, ct)
 			}
-			var got Snapshot
+			var got metrics.Snapshot
 			if err := json.Unmarshal([]byte(body), &got); err != nil {
 				t.Fatalf("decoding /status: %v", err)
 			}
@@ -218,5 +219,25 @@ func TestServeReturnsErrorOnClosedListener(t *testing.T) {
 	err = NewServer(nil, nil, nil).Serve(ln)
 	if err == nil || errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("Serve(closed listener) = %v, want an accept error", err)
+	}
+}
+
+// fakeSnapshot is a fixed state with one of everything the status page draws.
+func fakeSnapshot() metrics.Snapshot {
+	return metrics.Snapshot{
+		Version: "test",
+		Ready:   true,
+		Listeners: []metrics.ListenerStatus{
+			{Address: "127.0.0.1:8080", Accepted: []uint64{10, 7}, Open: 3},
+		},
+		Upstreams: []metrics.UpstreamStatus{{
+			Name: "app", Balancer: "least_inflight",
+			Inflight: 5, QueueLength: 12, QueueMax: 100, LIFO: true,
+			Requests: 99, Shed: map[string]uint64{"queue_full": 4},
+			Backends: []metrics.BackendStatus{
+				{Address: "10.0.0.1:80", Limit: 4, Inflight: 4, Up: true, Requests: 60, Errors: 1},
+				{Address: "10.0.0.2:80", Limit: 0, Inflight: 1, Up: false, Requests: 39},
+			},
+		}},
 	}
 }

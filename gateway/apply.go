@@ -3,9 +3,9 @@ package gateway
 import (
 	"fmt"
 
-	"shardgate/admin"
 	"shardgate/balancer"
 	"shardgate/config"
+	"shardgate/metrics"
 	"shardgate/upstream"
 )
 
@@ -90,7 +90,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 
 // upstreamMetrics returns the upstream's metric handles, or nil (which
 // records nothing) when the gateway runs without metrics.
-func (g *Gateway) upstreamMetrics(name string, addrs []string) *admin.UpstreamMetrics {
+func (g *Gateway) upstreamMetrics(name string, addrs []string) *metrics.UpstreamMetrics {
 	if g.metrics == nil {
 		return nil
 	}
@@ -99,11 +99,11 @@ func (g *Gateway) upstreamMetrics(name string, addrs []string) *admin.UpstreamMe
 
 // backend returns the backend for bc, reusing the running one with the same
 // upstream and address, whose tunables change at once (they are read per
-// request). A new backend carries m, its metric handles, as its tag: the
+// request). A new backend records into m, its metric handles: the
 // series of an upstream and address never change, so a reused backend keeps
 // its own.
 func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *config.Upstream, bc config.Backend,
-	m *admin.BackendMetrics) *upstream.Backend {
+	m *metrics.BackendMetrics) *upstream.Backend {
 	key := name + "|" + bc.Address
 	c := upstream.BackendConfig{
 		Address:         bc.Address,
@@ -112,7 +112,7 @@ func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *co
 		ConnectTimeout:  uc.ConnectTimeout,
 		ResponseTimeout: uc.ResponseTimeout,
 		IdleConnTimeout: uc.IdleConnTimeout,
-		Tag:             m,
+		Observer:        m,
 	}
 	b := g.backends[key]
 	if b == nil {
@@ -125,12 +125,12 @@ func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *co
 }
 
 // Snapshot returns the live state of every upstream and backend.
-func (g *Gateway) Snapshot() []admin.UpstreamStatus {
+func (g *Gateway) Snapshot() []metrics.UpstreamStatus {
 	st := g.state.Load()
-	out := make([]admin.UpstreamStatus, 0, len(st.upstreams))
+	out := make([]metrics.UpstreamStatus, 0, len(st.upstreams))
 	for _, u := range st.upstreams {
 		p := u.pool
-		us := admin.UpstreamStatus{
+		us := metrics.UpstreamStatus{
 			Name:        u.name,
 			Balancer:    u.balancer,
 			Inflight:    p.Inflight(),
@@ -138,14 +138,14 @@ func (g *Gateway) Snapshot() []admin.UpstreamStatus {
 			QueueLength: p.QueueLength(),
 			QueueMax:    p.QueueMax(),
 			LIFO:        p.LIFO(),
-			Shed:        make(map[string]uint64, len(shedNames)),
+			Shed:        make(map[string]uint64, upstream.NumShedReasons),
 		}
-		for r, n := range shedNames {
-			us.Shed[n] = p.Shed(upstream.ShedReason(r))
+		for r := range upstream.NumShedReasons {
+			us.Shed[r.String()] = p.Shed(r)
 		}
 		for _, b := range p.Backends() {
 			us.Requests += b.Requests()
-			us.Backends = append(us.Backends, admin.BackendStatus{
+			us.Backends = append(us.Backends, metrics.BackendStatus{
 				Address:  b.Address(),
 				Limit:    b.Limit(),
 				Inflight: b.Inflight(),

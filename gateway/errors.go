@@ -2,38 +2,45 @@ package gateway
 
 import (
 	"errors"
-	"io"
 	"net"
-	"syscall"
 
 	"github.com/valyala/fasthttp"
 
-	"shardgate/admin"
 	"shardgate/upstream"
 )
 
-// classify maps a failed backend exchange to its error kind, the status the
-// client gets and the line of text that names it. It is the one place that
-// decides.
-func classify(err error) (admin.ErrorKind, int, string) {
-	var de *upstream.DialError
-	if errors.As(err, &de) {
-		if de.Timeout() {
-			return admin.ErrConnect, fasthttp.StatusGatewayTimeout, "backend connect timeout"
+// backendStatus maps a failed backend exchange to the status the client gets
+// and the line of text that names it (docs/DESIGN.md, "Errors a client can
+// get"). upstream.Classify decides the kind; this is the one place that
+// decides the status.
+func backendStatus(kind upstream.ErrorKind, err error) (int, string) {
+	switch kind {
+	case upstream.ErrConnect:
+		var de *upstream.DialError
+		if errors.As(err, &de) && de.Timeout() {
+			return fasthttp.StatusGatewayTimeout, "backend connect timeout"
 		}
-		return admin.ErrConnect, fasthttp.StatusBadGateway, "backend unreachable"
+		return fasthttp.StatusBadGateway, "backend unreachable"
+	case upstream.ErrTimeout:
+		return fasthttp.StatusGatewayTimeout, "backend timeout"
+	case upstream.ErrReset:
+		return fasthttp.StatusBadGateway, "backend closed the connection"
+	default:
+		return fasthttp.StatusBadGateway, "bad response from backend"
 	}
-	var ne net.Error
-	if errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &ne) && ne.Timeout() {
-		return admin.ErrTimeout, fasthttp.StatusGatewayTimeout, "backend timeout"
-	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
-		errors.Is(err, net.ErrClosed) {
-		return admin.ErrReset, fasthttp.StatusBadGateway, "backend closed the connection"
-	}
-	return admin.ErrProtocol, fasthttp.StatusBadGateway, "bad response from backend"
 }
+
+// shedText is the body line of a shed request, by reason.
+var shedText = [upstream.NumShedReasons]string{
+	upstream.ShedQueueFull:    "queue full",
+	upstream.ShedQueueTimeout: "queue timeout",
+	upstream.ShedClientGone:   "client gone",
+	upstream.ShedNoBackend:    "no healthy backend",
+}
+
+// statusClientGone is recorded for requests whose client left while they
+// waited; the client never sees it (nginx's 499).
+const statusClientGone = 499
 
 // serverError answers requests fasthttp could not read: 431 for an
 // oversized header block, 413 for an oversized body, 408 for a client too
@@ -52,4 +59,17 @@ func serverError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		reply(ctx, fasthttp.StatusBadRequest, "malformed request", "")
 	}
+}
+
+// reply replaces the response with the gateway's own: a status and one line
+// of text naming the reason.
+func reply(ctx *fasthttp.RequestCtx, code int, text, retryAfter string) {
+	r := &ctx.Response
+	r.Reset()
+	r.SetStatusCode(code)
+	r.Header.SetContentType("text/plain; charset=utf-8")
+	if retryAfter != "" {
+		r.Header.Set("Retry-After", retryAfter)
+	}
+	r.SetBodyString(text + "\n")
 }

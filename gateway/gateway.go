@@ -17,9 +17,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"shardgate/accesslog"
-	"shardgate/admin"
 	"shardgate/config"
 	"shardgate/listener"
+	"shardgate/metrics"
 	"shardgate/upstream"
 )
 
@@ -28,7 +28,7 @@ type upstreamState struct {
 	name       string
 	balancer   string
 	pool       *upstream.Pool
-	metrics    *admin.UpstreamMetrics
+	metrics    *metrics.UpstreamMetrics
 	retryAfter string // whole seconds, the queue timeout rounded up
 }
 
@@ -44,7 +44,7 @@ type state struct {
 type Gateway struct {
 	state    atomic.Pointer[state]
 	draining atomic.Bool
-	metrics  *admin.Metrics
+	metrics  *metrics.Metrics
 	access   *accesslog.Writer // nil when the access log is off
 	log      *slog.Logger
 
@@ -58,9 +58,9 @@ type Gateway struct {
 
 // New returns a gateway configured from cfg. metrics and access may be nil:
 // then nothing is measured or logged.
-func New(cfg *config.Config, metrics *admin.Metrics, access *accesslog.Writer, log *slog.Logger) (*Gateway, error) {
+func New(cfg *config.Config, m *metrics.Metrics, access *accesslog.Writer, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{
-		metrics:  metrics,
+		metrics:  m,
 		access:   access,
 		log:      log,
 		pools:    make(map[string]*upstream.Pool),
@@ -144,17 +144,14 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 		err = g.exchangerFor(s.conn).run(s)
 		s.pool, s.backend, s.ctx = nil, nil, nil
 		took := time.Since(sent)
-		bm, _ := b.Tag().(*admin.BackendMetrics) // set by Gateway.backend
 		if err == nil {
-			bm.Response(took)
 			rewriteResponse(&ctx.Response.Header, s)
 			g.done(ctx, s, u, b, start, waited, took)
 			return
 		}
-		kind, code, text := classify(err)
-		bm.Error(kind)
+		kind := upstream.Classify(err)
 		g.log.Debug("backend error", "upstream", u.name, "backend", b.Address(), "error", err)
-		if kind == admin.ErrConnect {
+		if kind == upstream.ErrConnect {
 			if u.pool.Eject(b) {
 				g.log.Warn("backend ejected: connect failed", "upstream", u.name, "backend", b.Address(),
 					"for", upstream.EjectTime, "error", err)
@@ -163,6 +160,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 				continue
 			}
 		}
+		code, text := backendStatus(kind, err)
 		reply(ctx, code, text, "")
 		g.done(ctx, s, u, b, start, waited, took)
 		return
@@ -185,7 +183,7 @@ func (g *Gateway) shed(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, s
 	waited time.Duration, err error) {
 	reason, _ := upstream.Reason(err)
 	u.metrics.QueueWait(waited)
-	u.metrics.Shed(admin.ShedReason(reason))
+	u.metrics.Shed(reason)
 	code := fasthttp.StatusServiceUnavailable
 	if reason == upstream.ShedClientGone {
 		code = statusClientGone
@@ -193,7 +191,7 @@ func (g *Gateway) shed(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, s
 	}
 	reply(ctx, code, shedText[reason], u.retryAfter)
 	u.metrics.Request(code, time.Since(start))
-	g.logAccess(ctx, s, start, u, nil, waited, 0, shedNames[reason])
+	g.logAccess(ctx, s, start, u, nil, waited, 0, reason.String())
 }
 
 // exchangerFor returns the worker pool of the listener shard that accepted
@@ -211,28 +209,6 @@ func (g *Gateway) Close() {
 	for _, ex := range g.exchangers {
 		ex.close()
 	}
-}
-
-// statusClientGone is recorded for requests whose client left while they
-// waited; the client never sees it (nginx's 499).
-const statusClientGone = 499
-
-var (
-	shedText  = [...]string{"queue full", "queue timeout", "client gone", "no healthy backend"}
-	shedNames = [...]string{"queue_full", "queue_timeout", "client_gone", "no_backend"}
-)
-
-// reply replaces the response with the gateway's own: a status and one line
-// of text naming the reason.
-func reply(ctx *fasthttp.RequestCtx, code int, text, retryAfter string) {
-	r := &ctx.Response
-	r.Reset()
-	r.SetStatusCode(code)
-	r.Header.SetContentType("text/plain; charset=utf-8")
-	if retryAfter != "" {
-		r.Header.Set("Retry-After", retryAfter)
-	}
-	r.SetBodyString(text + "\n")
 }
 
 func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {

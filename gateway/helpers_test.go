@@ -17,8 +17,8 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"shardgate/accesslog"
-	"shardgate/admin"
 	"shardgate/config"
+	"shardgate/metrics"
 )
 
 // clientAddr is the address every in-memory test client connects from.
@@ -88,7 +88,7 @@ func newLoggingGateway(t testing.TB, yaml string, access *accesslog.Writer) (*Ga
 	if err != nil {
 		t.Fatalf("config.Parse() error = %v\n%s", err, yaml)
 	}
-	g, err := New(cfg, admin.NewMetrics("test"), access, slog.New(slog.DiscardHandler))
+	g, err := New(cfg, metrics.NewMetrics("test"), access, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
 	}

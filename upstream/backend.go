@@ -23,7 +23,7 @@ type BackendConfig struct {
 	ConnectTimeout  time.Duration // TCP connect
 	ResponseTimeout time.Duration // whole exchange once connected
 	IdleConnTimeout time.Duration // pooled connections idle longer are closed
-	Tag             any           // the caller's value for this backend; see Backend.Tag
+	Observer        Observer      // records exchange outcomes; nil records nothing
 }
 
 // Backend is one server of a pool: its address, its concurrency limit, the
@@ -38,13 +38,16 @@ type Backend struct {
 	requests atomic.Uint64
 	errors   atomic.Uint64
 
-	client *fasthttp.HostClient
-	tag    any // set at creation, never changed
+	client   *fasthttp.HostClient
+	observer Observer // set at creation, never changed
 }
 
 // NewBackend returns a healthy backend with no requests in flight.
 func NewBackend(c BackendConfig) *Backend {
-	b := &Backend{addr: c.Address, tag: c.Tag}
+	b := &Backend{addr: c.Address, observer: c.Observer}
+	if b.observer == nil {
+		b.observer = nopObserver{}
+	}
 	b.up.Store(true)
 	b.client = newHostClient(c)
 	b.Reconfigure(c)
@@ -74,11 +77,6 @@ func maxConns(limit int64) int {
 	}
 	return int(limit)
 }
-
-// Tag returns the value the backend was created with (BackendConfig.Tag), so
-// that a caller finds its own per-backend data without a lookup.
-// Reconfigure does not change it.
-func (b *Backend) Tag() any { return b.tag }
 
 // Address returns the backend's host:port.
 func (b *Backend) Address() string { return b.addr }
@@ -134,14 +132,25 @@ func (b *Backend) tryAcquire() bool {
 // Do forwards req to the backend and reads the whole response into resp.
 // The caller must hold a slot on the backend (Pool.Acquire). The request is
 // never resent: a pooled connection is checked before it is written to.
+// The outcome goes to the backend's Observer; Classify tells the kind of a
+// returned error.
 func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	b.requests.Add(1)
+	start := time.Now()
 	err := b.client.Do(req, resp)
 	if err != nil {
 		b.errors.Add(1)
+		b.observer.Error(Classify(err))
+		return err
 	}
-	return err
+	b.observer.Response(time.Since(start))
+	return nil
 }
+
+type nopObserver struct{}
+
+func (nopObserver) Response(time.Duration) {}
+func (nopObserver) Error(ErrorKind)        {}
 
 // CloseIdleConnections closes the backend's pooled idle connections.
 func (b *Backend) CloseIdleConnections() { b.client.CloseIdleConnections() }

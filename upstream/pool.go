@@ -1,35 +1,12 @@
 package upstream
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"shardgate/balancer"
 )
-
-// Errors Acquire returns when it gives no slot.
-var (
-	ErrQueueFull    = errors.New("upstream: queue full")
-	ErrQueueTimeout = errors.New("upstream: queue timeout")
-	ErrClientGone   = errors.New("upstream: client gone")
-	ErrNoBackend    = errors.New("upstream: no healthy backend")
-)
-
-// ShedReason says why a request was refused a slot.
-type ShedReason int
-
-// Shed reasons, in the order of the shardgate_requests_shed_total labels.
-const (
-	ShedQueueFull ShedReason = iota
-	ShedQueueTimeout
-	ShedClientGone
-	ShedNoBackend
-	numShedReasons
-)
-
-var shedErrors = [numShedReasons]error{ErrQueueFull, ErrQueueTimeout, ErrClientGone, ErrNoBackend}
 
 // Client is what the queue needs of a waiting request: whether the client
 // that sent it has gone away.
@@ -53,7 +30,6 @@ type members struct {
 	view     []balancer.Backend
 	policy   balancer.Policy
 	limit    int64 // pool cap; 0 = none
-	limited  bool  // some slot can run out: a pool cap or a limited backend
 
 	queueLength int
 	timeout     time.Duration
@@ -65,7 +41,7 @@ type members struct {
 type Pool struct {
 	m        atomic.Pointer[members]
 	inflight atomic.Int64
-	shed     [numShedReasons]atomic.Uint64
+	shed     [NumShedReasons]atomic.Uint64
 
 	// waiting counts queued requests plus those about to queue. Release reads
 	// it after freeing a slot and Acquire raises it before its last try, so a
@@ -99,16 +75,12 @@ func (p *Pool) Update(c PoolConfig) {
 		view:        make([]balancer.Backend, len(c.Backends)),
 		policy:      c.Balancer,
 		limit:       c.MaxInflight,
-		limited:     c.MaxInflight > 0,
 		queueLength: c.QueueLength,
 		timeout:     c.Timeout,
 		lifoAfter:   c.LIFOAfter,
 	}
 	for i, b := range c.Backends {
 		m.view[i] = b
-		if b.Limit() > 0 {
-			m.limited = true
-		}
 	}
 	p.m.Store(m)
 	p.mu.Lock()
@@ -155,16 +127,6 @@ func (p *Pool) LIFO() bool { return p.lifo.Load() }
 
 // Shed returns how many requests were refused a slot for reason r.
 func (p *Pool) Shed(r ShedReason) uint64 { return p.shed[r].Load() }
-
-// Reason maps an error from Acquire to its shed reason.
-func Reason(err error) (ShedReason, bool) {
-	for r, e := range shedErrors {
-		if err == e {
-			return ShedReason(r), true
-		}
-	}
-	return 0, false
-}
 
 // tryAcquire takes a pool slot and a backend slot if both are free.
 func (p *Pool) tryAcquire(m *members) *Backend {

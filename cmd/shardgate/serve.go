@@ -19,6 +19,7 @@ import (
 	"shardgate/config"
 	"shardgate/gateway"
 	"shardgate/listener"
+	"shardgate/metrics"
 )
 
 // hooks let the demo drive a running gateway; nil for a plain run.
@@ -30,7 +31,7 @@ type hooks struct {
 // serve runs the gateway until SIGTERM/SIGINT (or h.stop), reloading the
 // config at path on SIGHUP, then drains and returns.
 func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
-	metrics := admin.NewMetrics(buildVersion())
+	reg := metrics.NewMetrics(buildVersion())
 	var access *accesslog.Writer
 	if cfg.Log.AccessLog != "" {
 		w, err := accesslog.Open(cfg.Log.AccessLog, cfg.Log.AccessLogBuffer)
@@ -39,9 +40,9 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		}
 		defer w.Close()
 		access = w
-		metrics.SetAccessLogDropped(w.Dropped)
+		reg.SetAccessLogDropped(w.Dropped)
 	}
-	gw, err := gateway.New(cfg, metrics, access, log)
+	gw, err := gateway.New(cfg, reg, access, log)
 	if err != nil {
 		return err
 	}
@@ -57,15 +58,15 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	defer closeGroups(groups)
 
 	var ready atomic.Bool
-	snapshot := func() admin.Snapshot {
-		return admin.Snapshot{
+	snapshot := func() metrics.Snapshot {
+		return metrics.Snapshot{
 			Version:   buildVersion(),
 			Ready:     ready.Load(),
 			Listeners: listenerStatus(groups),
 			Upstreams: gw.Snapshot(),
 		}
 	}
-	metrics.SetSource(snapshot)
+	reg.SetSource(snapshot)
 	adminAddr := "-"
 	var adminLn net.Listener
 	if cfg.Admin.Address != "" {
@@ -74,7 +75,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 			return fmt.Errorf("admin listener: %w", err)
 		}
 		adminLn = ln
-		as := admin.NewServer(metrics, snapshot, ready.Load)
+		as := admin.NewServer(reg, snapshot, ready.Load)
 		go func() {
 			if err := as.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin server stopped", "error", err)
@@ -98,7 +99,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	takeOver(log)
 
 	up := &upgrader{groups: groups, admin: adminLn, log: log}
-	waitForStop(cfg, path, gw, metrics, log, h, up)
+	waitForStop(cfg, path, gw, reg, log, h, up)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
@@ -112,7 +113,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 }
 
 // waitForStop handles signals until one asks the process to stop.
-func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics,
+func waitForStop(running *config.Config, path string, gw *gateway.Gateway, reg *metrics.Metrics,
 	log *slog.Logger, h *hooks, up *upgrader) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
@@ -128,7 +129,7 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metri
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				reload(running, path, gw, metrics, log)
+				reload(running, path, gw, reg, log)
 			case syscall.SIGUSR2:
 				up.start()
 			default:
@@ -142,7 +143,7 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metri
 // reload applies the config file again: upstreams and routes change in
 // place; listeners, admin and server settings need a restart (or an upgrade).
 // An invalid file changes nothing.
-func reload(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger) {
+func reload(running *config.Config, path string, gw *gateway.Gateway, reg *metrics.Metrics, log *slog.Logger) {
 	cfg, err := config.Load(path)
 	if err == nil {
 		err = gw.Apply(cfg)
@@ -152,7 +153,7 @@ func reload(running *config.Config, path string, gw *gateway.Gateway, metrics *a
 		[]any{running.Listen, running.Admin, running.Server, running.Log}) {
 		log.Warn("reload: listen, admin, server and log settings take effect only after a restart", "path", path)
 	}
-	metrics.ConfigReload(err == nil)
+	reg.ConfigReload(err == nil)
 	if err != nil {
 		log.Error("reload failed; configuration unchanged", "path", path, "error", err)
 		return
@@ -188,10 +189,10 @@ func closeGroups(groups []*listener.Group) {
 	}
 }
 
-func listenerStatus(groups []*listener.Group) []admin.ListenerStatus {
-	out := make([]admin.ListenerStatus, len(groups))
+func listenerStatus(groups []*listener.Group) []metrics.ListenerStatus {
+	out := make([]metrics.ListenerStatus, len(groups))
 	for i, g := range groups {
-		s := admin.ListenerStatus{Address: g.Address(), Open: g.Open()}
+		s := metrics.ListenerStatus{Address: g.Address(), Open: g.Open()}
 		for shard := range g.Shards() {
 			s.Accepted = append(s.Accepted, g.Accepted(shard))
 		}

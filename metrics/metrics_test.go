@@ -1,8 +1,9 @@
-package admin
+package metrics
 
 import (
 	"math"
 	"runtime"
+	"shardgate/upstream"
 	"slices"
 	"sort"
 	"strings"
@@ -108,17 +109,17 @@ func TestRequestCountsOnlyCodesSeen(t *testing.T) {
 func TestShedQueueWaitAndBackendMetrics(t *testing.T) {
 	m := NewMetrics("test")
 	u := m.Upstream("app", []string{"10.0.0.1:80", "10.0.0.2:80"})
-	u.Shed(ShedQueueFull)
-	u.Shed(ShedQueueFull)
-	u.Shed(ShedClientGone)
-	u.Shed(ShedReason(99)) // ignored
+	u.Shed(upstream.ShedQueueFull)
+	u.Shed(upstream.ShedQueueFull)
+	u.Shed(upstream.ShedClientGone)
+	u.Shed(upstream.ShedReason(99)) // ignored
 	u.QueueWait(250 * time.Millisecond)
 	u.Backend(1).Response(20 * time.Millisecond)
-	u.Backend(0).Error(ErrTimeout)
-	u.Backend(0).Error(ErrTimeout)
-	u.Backend(1).Error(ErrProtocol)
+	u.Backend(0).Error(upstream.ErrTimeout)
+	u.Backend(0).Error(upstream.ErrTimeout)
+	u.Backend(1).Error(upstream.ErrProtocol)
 	u.Backend(2).Response(time.Second) // out of range: nil handle, records nothing
-	u.Backend(-1).Error(ErrReset)
+	u.Backend(-1).Error(upstream.ErrReset)
 
 	tests := []struct {
 		name, key string
@@ -160,10 +161,10 @@ func TestUpstreamAgainSharesSeries(t *testing.T) {
 	m := NewMetrics("test")
 	before := m.Upstream("app", []string{"a:1"})
 	before.Request(200, time.Millisecond)
-	before.Backend(0).Error(ErrConnect)
+	before.Backend(0).Error(upstream.ErrConnect)
 	after := m.Upstream("app", []string{"a:1", "b:1"}) // reload added a backend
 	after.Request(200, time.Millisecond)
-	after.Backend(0).Error(ErrConnect)
+	after.Backend(0).Error(upstream.ErrConnect)
 
 	if got := value(t, m, "shardgate_requests_total", "code=200,upstream=app"); got != 2 {
 		t.Errorf("requests_total{app,200} = %v, want 2", got)
@@ -177,29 +178,29 @@ func TestNilHandlesRecordNothing(t *testing.T) {
 	var u *UpstreamMetrics
 	u.Request(200, time.Second)
 	u.QueueWait(time.Second)
-	u.Shed(ShedNoBackend)
+	u.Shed(upstream.ShedNoBackend)
 	if b := u.Backend(0); b != nil {
 		t.Fatalf("(*UpstreamMetrics)(nil).Backend(0) = %v, want nil", b)
 	}
 	var b *BackendMetrics
 	b.Response(time.Second)
-	b.Error(ErrReset)
+	b.Error(upstream.ErrReset)
 }
 
 func TestLabelStrings(t *testing.T) {
 	tests := []struct {
 		got, want string
 	}{
-		{ShedQueueFull.String(), "queue_full"},
-		{ShedQueueTimeout.String(), "queue_timeout"},
-		{ShedClientGone.String(), "client_gone"},
-		{ShedNoBackend.String(), "no_backend"},
-		{ShedReason(-1).String(), "unknown"},
-		{ErrConnect.String(), "connect"},
-		{ErrTimeout.String(), "timeout"},
-		{ErrReset.String(), "reset"},
-		{ErrProtocol.String(), "protocol"},
-		{ErrorKind(4).String(), "unknown"},
+		{upstream.ShedQueueFull.String(), "queue_full"},
+		{upstream.ShedQueueTimeout.String(), "queue_timeout"},
+		{upstream.ShedClientGone.String(), "client_gone"},
+		{upstream.ShedNoBackend.String(), "no_backend"},
+		{upstream.ShedReason(-1).String(), "unknown"},
+		{upstream.ErrConnect.String(), "connect"},
+		{upstream.ErrTimeout.String(), "timeout"},
+		{upstream.ErrReset.String(), "reset"},
+		{upstream.ErrProtocol.String(), "protocol"},
+		{upstream.ErrorKind(4).String(), "unknown"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

@@ -1,4 +1,4 @@
-package admin
+package metrics
 
 import (
 	"strconv"
@@ -6,51 +6,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"shardgate/upstream"
 )
-
-// ShedReason says why a request was answered without reaching a backend.
-type ShedReason int
-
-// Shed reasons; String gives the reason label value.
-const (
-	ShedQueueFull    ShedReason = iota // the queue was at max_length
-	ShedQueueTimeout                   // waited queue.timeout without a slot
-	ShedClientGone                     // the client left while waiting
-	ShedNoBackend                      // no healthy backend
-	numShedReasons
-)
-
-var shedReasonNames = [numShedReasons]string{"queue_full", "queue_timeout", "client_gone", "no_backend"}
-
-// String returns the reason label value, e.g. "queue_full".
-func (r ShedReason) String() string {
-	if r < 0 || r >= numShedReasons {
-		return "unknown"
-	}
-	return shedReasonNames[r]
-}
-
-// ErrorKind classifies a failed backend exchange.
-type ErrorKind int
-
-// Backend error kinds; String gives the kind label value.
-const (
-	ErrConnect  ErrorKind = iota // refused or failed to connect
-	ErrTimeout                   // no response within response_timeout
-	ErrReset                     // connection reset or closed mid-exchange
-	ErrProtocol                  // the backend sent something that is not HTTP
-	numErrorKinds
-)
-
-var errorKindNames = [numErrorKinds]string{"connect", "timeout", "reset", "protocol"}
-
-// String returns the kind label value, e.g. "connect".
-func (k ErrorKind) String() string {
-	if k < 0 || k >= numErrorKinds {
-		return "unknown"
-	}
-	return errorKindNames[k]
-}
 
 const (
 	minCode = 100
@@ -76,7 +34,7 @@ type UpstreamMetrics struct {
 	codes     *codeTable
 	duration  prometheus.Observer
 	queueWait prometheus.Observer
-	shed      [numShedReasons]prometheus.Counter
+	shed      [upstream.NumShedReasons]prometheus.Counter
 	backends  []BackendMetrics
 }
 
@@ -117,8 +75,8 @@ func (u *UpstreamMetrics) QueueWait(d time.Duration) {
 }
 
 // Shed counts one request shed for reason r. Unknown reasons are ignored.
-func (u *UpstreamMetrics) Shed(r ShedReason) {
-	if u == nil || r < 0 || r >= numShedReasons {
+func (u *UpstreamMetrics) Shed(r upstream.ShedReason) {
+	if u == nil || r < 0 || r >= upstream.NumShedReasons {
 		return
 	}
 	u.shed[r].Inc()
@@ -138,7 +96,7 @@ func (u *UpstreamMetrics) Backend(i int) *BackendMetrics {
 // *BackendMetrics records nothing.
 type BackendMetrics struct {
 	response prometheus.Observer
-	errors   [numErrorKinds]prometheus.Counter
+	errors   [upstream.NumErrorKinds]prometheus.Counter
 }
 
 // Response records the time from sending a request to the backend to reading
@@ -151,9 +109,11 @@ func (b *BackendMetrics) Response(d time.Duration) {
 }
 
 // Error counts one failed exchange of kind k. Unknown kinds are ignored.
-func (b *BackendMetrics) Error(k ErrorKind) {
-	if b == nil || k < 0 || k >= numErrorKinds {
+func (b *BackendMetrics) Error(k upstream.ErrorKind) {
+	if b == nil || k < 0 || k >= upstream.NumErrorKinds {
 		return
 	}
 	b.errors[k].Inc()
 }
+
+var _ upstream.Observer = (*BackendMetrics)(nil)

@@ -1,9 +1,10 @@
-// Package admin serves shardgate's operator interface: Prometheus metrics,
-// health and readiness probes, and a live status page.
-//
-// The request path only touches the pre-resolved handles of UpstreamMetrics
-// and BackendMetrics; every gauge is read from a Snapshot at scrape time.
-package admin
+// Package metrics owns shardgate's Prometheus registry and the handles the
+// request path records into: UpstreamMetrics and BackendMetrics, every label
+// child resolved when the config loads, so recording neither locks nor
+// allocates. Gauges are not updated per request: they are read from a
+// Snapshot of the live state at scrape time. The admin package serves the
+// registry and the snapshots over HTTP; this package serves nothing.
+package metrics
 
 // Snapshot is a point-in-time copy of the gateway's live state. The wiring code
 // fills it when /metrics is scraped or /status is read; admin never modifies it.

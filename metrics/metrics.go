@@ -1,7 +1,8 @@
-package admin
+package metrics
 
 import (
 	"runtime"
+	"shardgate/upstream"
 	"sync"
 	"sync/atomic"
 
@@ -146,13 +147,13 @@ func (m *Metrics) Upstream(name string, backends []string) *UpstreamMetrics {
 		backends:  make([]BackendMetrics, len(backends)),
 	}
 	for r := range u.shed {
-		u.shed[r] = m.shed.WithLabelValues(name, ShedReason(r).String())
+		u.shed[r] = m.shed.WithLabelValues(name, upstream.ShedReason(r).String())
 	}
 	for i, addr := range backends {
 		b := &u.backends[i]
 		b.response = m.backendResp.WithLabelValues(name, addr)
 		for k := range b.errors {
-			b.errors[k] = m.backendErrs.WithLabelValues(name, addr, ErrorKind(k).String())
+			b.errors[k] = m.backendErrs.WithLabelValues(name, addr, upstream.ErrorKind(k).String())
 		}
 	}
 	return u

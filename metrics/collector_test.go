@@ -1,6 +1,7 @@
-package admin
+package metrics
 
 import (
+	"shardgate/upstream"
 	"slices"
 	"sort"
 	"strings"
@@ -38,9 +39,9 @@ func populated(t testing.TB) *Metrics {
 	u := m.Upstream("app", []string{"10.0.0.1:80", "10.0.0.2:80"})
 	u.Request(200, time.Millisecond)
 	u.QueueWait(time.Millisecond)
-	u.Shed(ShedQueueTimeout)
+	u.Shed(upstream.ShedQueueTimeout)
 	u.Backend(0).Response(time.Millisecond)
-	u.Backend(0).Error(ErrReset)
+	u.Backend(0).Error(upstream.ErrReset)
 	m.ConfigReload(true)
 	return m
 }

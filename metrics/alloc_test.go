@@ -1,6 +1,7 @@
-package admin
+package metrics
 
 import (
+	"shardgate/upstream"
 	"testing"
 	"time"
 )
@@ -16,10 +17,10 @@ func TestRequestPathDoesNotAllocate(t *testing.T) {
 	}{
 		{"Request", func() { u.Request(200, 3*time.Millisecond) }},
 		{"QueueWait", func() { u.QueueWait(time.Millisecond) }},
-		{"Shed", func() { u.Shed(ShedQueueTimeout) }},
+		{"Shed", func() { u.Shed(upstream.ShedQueueTimeout) }},
 		{"Backend", func() { _ = u.Backend(0) }},
 		{"Response", func() { b.Response(2 * time.Millisecond) }},
-		{"Error", func() { b.Error(ErrConnect) }},
+		{"Error", func() { b.Error(upstream.ErrConnect) }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -52,8 +53,8 @@ func BenchmarkShedAndError(b *testing.B) {
 	be := u.Backend(0)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		u.Shed(ShedReason(i & 3))
-		be.Error(ErrorKind(i & 3))
+		u.Shed(upstream.ShedReason(i & 3))
+		be.Error(upstream.ErrorKind(i & 3))
 	}
 }
 
