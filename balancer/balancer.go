@@ -57,19 +57,34 @@ var (
 	_ Policy = (*Random)(nil)
 )
 
-// New returns a new policy of the kind name: NameLeastInflight, NameP2C,
-// NameRoundRobin or NameRandom. Any other name is an error wrapping
-// ErrUnknownPolicy.
+// registry maps each configuration name to its constructor; it is the one
+// list of policy names (config validates against Names).
+var registry = []struct {
+	name string
+	make func() Policy
+}{
+	{NameLeastInflight, func() Policy { return NewLeastInflight() }},
+	{NameP2C, func() Policy { return NewP2C() }},
+	{NameRoundRobin, func() Policy { return NewRoundRobin() }},
+	{NameRandom, func() Policy { return NewRandom() }},
+}
+
+// Names returns the policy names New accepts, the default first.
+func Names() []string {
+	names := make([]string, len(registry))
+	for i, p := range registry {
+		names[i] = p.name
+	}
+	return names
+}
+
+// New returns a new policy of the kind name, one of Names. Any other name is
+// an error wrapping ErrUnknownPolicy.
 func New(name string) (Policy, error) {
-	switch name {
-	case NameLeastInflight:
-		return NewLeastInflight(), nil
-	case NameP2C:
-		return NewP2C(), nil
-	case NameRoundRobin:
-		return NewRoundRobin(), nil
-	case NameRandom:
-		return NewRandom(), nil
+	for _, p := range registry {
+		if p.name == name {
+			return p.make(), nil
+		}
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownPolicy, name)
 }

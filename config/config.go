@@ -4,12 +4,14 @@
 //
 //	upstreams.app.backends[1].max_inflight: must be ≥ 0 (line 23)
 //
-// The package imports no other shardgate package; it only describes what the
-// runtime packages build.
+// The package imports no runtime package; it only describes what they build.
+// The one shardgate import is balancer, for the names of its policies, which
+// are declared there once.
 package config
 
 import (
 	"net/netip"
+	"shardgate/balancer"
 	"strconv"
 	"strings"
 	"time"
@@ -232,7 +234,7 @@ func (e *Error) Error() string {
 const (
 	defaultListen          = ":8080"
 	defaultAdmin           = "127.0.0.1:9180"
-	defaultBalancer        = "least_inflight"
+	defaultBalancer        = balancer.Default
 	defaultAccessLogBuffer = 4096
 	defaultQueueLength     = 1000
 	defaultWeight          = 1

@@ -3,6 +3,7 @@ package config
 import (
 	"maps"
 	"net/netip"
+	"shardgate/balancer"
 	"slices"
 	"strings"
 
@@ -15,8 +16,6 @@ const (
 	maxLimit  = 1_000_000
 	maxWeight = 1000
 )
-
-var balancers = []string{"least_inflight", "p2c", "round_robin", "random"}
 
 // config decodes the top-level mapping and runs the checks that span
 // sections.
@@ -172,7 +171,7 @@ func (d *decoder) upstreams(path string, n *yaml.Node, ups map[string]*Upstream)
 
 func (d *decoder) upstream(path string, n *yaml.Node, u *Upstream) {
 	present := d.mapping(path, n, fields{
-		"balancer":          d.str(&u.Balancer, oneOf(balancers...)),
+		"balancer":          d.str(&u.Balancer, oneOf(balancer.Names()...)),
 		"max_inflight":      d.integer(&u.MaxInflight, nonNegative),
 		"queue":             func(p string, v *yaml.Node) { d.queue(p, v, &u.Queue) },
 		"connect_timeout":   d.duration(&u.ConnectTimeout, positive),
