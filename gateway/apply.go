@@ -123,38 +123,3 @@ func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *co
 	into[key] = b
 	return b
 }
-
-// Snapshot returns the live state of every upstream and backend.
-func (g *Gateway) Snapshot() []metrics.UpstreamStatus {
-	st := g.state.Load()
-	out := make([]metrics.UpstreamStatus, 0, len(st.upstreams))
-	for _, u := range st.upstreams {
-		p := u.pool
-		us := metrics.UpstreamStatus{
-			Name:        u.name,
-			Balancer:    u.balancer,
-			Inflight:    p.Inflight(),
-			MaxInflight: p.MaxInflight(),
-			QueueLength: p.QueueLength(),
-			QueueMax:    p.QueueMax(),
-			LIFO:        p.LIFO(),
-			Shed:        make(map[string]uint64, upstream.NumShedReasons),
-		}
-		for r := range upstream.NumShedReasons {
-			us.Shed[r.String()] = p.Shed(r)
-		}
-		for _, b := range p.Backends() {
-			us.Requests += b.Requests()
-			us.Backends = append(us.Backends, metrics.BackendStatus{
-				Address:  b.Address(),
-				Limit:    b.Limit(),
-				Inflight: b.Inflight(),
-				Up:       b.Up(),
-				Requests: b.Requests(),
-				Errors:   b.Errors(),
-			})
-		}
-		out = append(out, us)
-	}
-	return out
-}

@@ -75,8 +75,6 @@ func New(cfg *config.Config, m *metrics.Metrics, access *accesslog.Writer, log *
 	return g, nil
 }
 
-var scratchPool = sync.Pool{New: func() any { return &scratch{done: make(chan struct{}, 1)} }}
-
 // Handler serves one client request. It is the fasthttp.RequestHandler.
 func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
@@ -223,40 +221,6 @@ func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {
 // response. Requests that arrive on open connections are still served, and
 // admitted and queued ones finish.
 func (g *Gateway) Drain() { g.draining.Store(true) }
-
-func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, s *scratch, start time.Time, u *upstreamState,
-	b *upstream.Backend, waited, took time.Duration, shed string) {
-	if g.access == nil {
-		return
-	}
-	e := accesslog.Entry{
-		Time:        start,
-		Method:      ctx.Request.Header.Method(),
-		Host:        ctx.Request.Header.Host(),
-		Path:        ctx.Request.Header.RequestURI(),
-		Status:      ctx.Response.StatusCode(),
-		Bytes:       int64(len(ctx.Response.Body())),
-		QueueWait:   waited,
-		BackendTime: took,
-		Total:       time.Since(start),
-		Shed:        shed,
-		Shard:       -1,
-	}
-	if c, ok := s.conn.(*listener.Conn); ok {
-		e.Shard = c.Shard()
-	}
-	if s.conn != nil {
-		s.buf = peerAddrPort(s.buf[:0], s.conn)
-		e.Client = s.buf
-	}
-	if u != nil {
-		e.Upstream = u.name
-	}
-	if b != nil {
-		e.Backend = b.Address()
-	}
-	g.access.Log(&e)
-}
 
 func retryAfter(d time.Duration) string {
 	secs := int64((d + time.Second - 1) / time.Second)

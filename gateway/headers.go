@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
-	"syscall"
 
 	"github.com/valyala/fasthttp"
-
-	"shardgate/listener"
-	"shardgate/upstream"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 plus the
@@ -24,38 +20,6 @@ var hopHeaders = [...]string{
 // the message framing and the Host header is forwarded unchanged.
 func protected(name []byte) bool {
 	return eqFold(name, "Host") || eqFold(name, "Content-Length") || eqFold(name, "Transfer-Encoding")
-}
-
-// scratch holds what one request needs beyond the RequestCtx. It is pooled,
-// so nothing here may outlive the handler.
-type scratch struct {
-	host  []byte
-	names [][]byte // headers to drop (listed in Connection or named with "_")
-	buf   []byte   // backing store for names
-	xff   []byte
-	uri   fasthttp.URI
-	conn  net.Conn
-
-	// The exchange a worker runs for this request; see exchanger.
-	pool     *upstream.Pool
-	backend  *upstream.Backend
-	ctx      *fasthttp.RequestCtx
-	err      error
-	panicked any
-	done     chan struct{} // buffered, capacity 1
-}
-
-// Gone reports whether the client closed its connection; the queue asks.
-func (s *scratch) Gone() bool {
-	sc, ok := s.conn.(syscall.Conn)
-	return ok && listener.Peek(sc) == listener.StateClosed
-}
-
-// addName records a header name to drop, copied into s.buf.
-func (s *scratch) addName(name []byte) {
-	start := len(s.buf)
-	s.buf = append(s.buf, name...)
-	s.names = append(s.names, s.buf[start:len(s.buf):len(s.buf)])
 }
 
 // rewriteRequest turns the client's request into the one the backend gets:
