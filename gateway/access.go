@@ -44,4 +44,3 @@ func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, s *scratch, start time.Tim
 	}
 	g.access.Log(&e)
 }
-
