@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"shardgate/config"
+	"shardgate/internal/wait"
 	"shardgate/upstream"
 )
 
@@ -275,7 +276,7 @@ func TestHandlerQueuedRequestRuns(t *testing.T) {
 	waitStarted(t, started)
 	go func() { results <- send(c, "GET", "", "/2", "") }()
 	pool := g.state.Load().upstreams[0].pool
-	waitFor(t, "the second request to queue", func() bool { return pool.QueueLength() == 1 })
+	wait.For(t, "the second request to queue", func() bool { return pool.QueueLength() == 1 })
 	select {
 	case <-started:
 		t.Fatal("the backend got a second request beyond its limit of 1")
@@ -436,14 +437,14 @@ func TestHandlerClientGoneWhileQueued(t *testing.T) {
 	waitStarted(t, started)
 	gone := dialRaw(t, gwAddr, "GET /gone HTTP/1.1\r\nHost: app.test\r\n\r\n")
 	pool := g.state.Load().upstreams[0].pool
-	waitFor(t, "the second request to queue", func() bool { return pool.QueueLength() == 1 })
+	wait.For(t, "the second request to queue", func() bool { return pool.QueueLength() == 1 })
 	gone.Close()
-	waitFor(t, "the queue to drop the request", func() bool { return pool.QueueLength() == 0 })
+	wait.For(t, "the queue to drop the request", func() bool { return pool.QueueLength() == 0 })
 	if n := pool.Shed(upstream.ShedClientGone); n != 1 {
 		t.Errorf("Shed(client_gone) = %d, want 1", n)
 	}
 	release()
-	waitFor(t, "the first request to finish", func() bool { return pool.Inflight() == 0 })
+	wait.For(t, "the first request to finish", func() bool { return pool.Inflight() == 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(paths) != 1 || paths[0] != "/first" {

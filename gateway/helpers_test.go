@@ -231,18 +231,6 @@ func serveRaw(c net.Conn, respond func(c net.Conn, r *http.Request, body []byte)
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // serveTCP serves g as the binary does on 127.0.0.1:0 and returns the address.
 func serveTCP(t *testing.T, g *Gateway, cfg *config.Config) string {
 	t.Helper()

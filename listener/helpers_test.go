@@ -96,18 +96,6 @@ func openFDs(t *testing.T) int {
 	return len(entries)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // ipv6Loopback reports whether [::1] can be bound on this machine.
 func ipv6Loopback() bool {
 	ln, err := net.Listen("tcp6", "[::1]:0")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shardgate/internal/wait"
 )
 
 // pair returns an accepted *Conn and the client end of the same connection.
@@ -53,7 +55,7 @@ var peekSides = []peekSide{
 func waitState(t *testing.T, peek func() State, want State) {
 	t.Helper()
 	var got State
-	waitFor(t, "Peek() = "+want.String(), func() bool {
+	wait.For(t, "Peek() = "+want.String(), func() bool {
 		got = peek()
 		return got == want
 	})
@@ -125,7 +127,7 @@ func TestPeekDoesNotWaitForBlockedRead(t *testing.T) {
 		client.Write([]byte("x")) // release the reader
 		<-readDone
 	})
-	waitFor(t, "the reader to block in Read", func() bool { return ioWaiting("blockedRead") })
+	wait.For(t, "the reader to block in Read", func() bool { return ioWaiting("blockedRead") })
 	peeked := make(chan State, 1)
 	go func() { peeked <- c.Peek() }()
 	timeout := time.NewTimer(waitTimeout)

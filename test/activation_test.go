@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shardgate/internal/wait"
 )
 
 // With systemd socket activation (LISTEN_PID, LISTEN_FDS) the gateway serves
@@ -50,7 +52,7 @@ routes: [{upstream: app}]
 	f.Close()
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	read := func() string { b, _ := os.ReadFile(logs); return string(b) }
-	waitFor(t, "the ready line", func() bool { return strings.Contains(read(), "msg=ready") })
+	wait.For(t, "the ready line", func() bool { return strings.Contains(read(), "msg=ready") })
 	if !strings.Contains(read(), "msg=\"socket activation\" listen="+addr) {
 		t.Fatalf("no socket activation in the logs:\n%s", read())
 	}

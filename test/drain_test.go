@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shardgate/internal/wait"
 )
 
 // SIGTERM finishes what was admitted and what was queued: with one request
@@ -39,7 +41,7 @@ routes: [{upstream: app}]
 			results <- fmt.Sprintf("%d %s", code, body)
 		}()
 	}
-	waitFor(t, "one request at the backend and three queued", func() bool {
+	wait.For(t, "one request at the backend and three queued", func() bool {
 		return be.Count() == 1 && strings.Contains(g.Metrics(t), `shardgate_queue_length{upstream="app"} 3`)
 	})
 	g.Signal(t, syscall.SIGTERM)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shardgate/internal/wait"
 )
 
 func reloadConfig(backend string, limit int, extra string) string {
@@ -33,7 +35,7 @@ func TestReloadSwapsBackendsAndRejectsBadConfig(t *testing.T) {
 	}
 
 	g.Reload(t, reloadConfig(b.Addr(), 0, ""))
-	waitFor(t, "reload to route to b", func() bool { _, body := get(t, g.URL+"/"); return body == "b" })
+	wait.For(t, "reload to route to b", func() bool { _, body := get(t, g.URL+"/"); return body == "b" })
 
 	// An invalid file changes nothing and is logged with its path and line.
 	g.Reload(t, reloadConfig(b.Addr(), -1, ""))
@@ -90,7 +92,7 @@ func TestReloadKeepsInflightCounts(t *testing.T) {
 
 	second := make(chan int, 1)
 	go func() { code, _ := get(t, g.URL+"/2"); second <- code }()
-	waitFor(t, "second request to queue", func() bool {
+	wait.For(t, "second request to queue", func() bool {
 		return strings.Contains(g.Metrics(t), `shardgate_queue_length{upstream="app"} 1`)
 	})
 	close(release)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"shardgate/internal/wait"
 )
 
 // SIGUSR2 starts the binary again on the same sockets; the new process stops
@@ -70,7 +72,7 @@ routes: [{upstream: app}]
 		}
 		wg.Wait()
 	})
-	waitFor(t, "traffic before the upgrade", func() bool { return ok.Load() > 100 })
+	wait.For(t, "traffic before the upgrade", func() bool { return ok.Load() > 100 })
 
 	g.Signal(t, syscall.SIGUSR2)
 	g.WaitForLog(t, "upgrade: new process started", 10*time.Second)
@@ -85,7 +87,7 @@ routes: [{upstream: app}]
 		t.Fatalf("old process exit = %d, %v; want 0", code, err)
 	}
 	after := ok.Load()
-	waitFor(t, "traffic served by the new process", func() bool { return ok.Load() > after+100 })
+	wait.For(t, "traffic served by the new process", func() bool { return ok.Load() > after+100 })
 	if code, body := get(t, g.AdminURL+"/readyz"); code != 200 {
 		t.Fatalf("new process /readyz = %d %q, want 200", code, body)
 	}

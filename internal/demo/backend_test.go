@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"shardgate/internal/wait"
 )
 
 // startBackend starts b and closes it when the test ends, also on failure.
@@ -49,18 +51,6 @@ func fetch(t *testing.T, c *http.Client, url string) (int, string) {
 		t.Errorf("reading %s: %v", url, err)
 	}
 	return resp.StatusCode, string(body)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestBackendRunsAtMostWorkersAtOnce(t *testing.T) {
@@ -108,7 +98,7 @@ func TestBackendCountsRequestsWaitingForAWorker(t *testing.T) {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { fetch(t, c, "http://"+b.Addr+"/?ms=300") })
-	waitFor(t, "first request to hold the worker", func() bool { return b.running.Load() == 1 })
+	wait.For(t, "first request to hold the worker", func() bool { return b.running.Load() == 1 })
 	code, _ := fetch(t, c, "http://"+b.Addr+"/") // must wait for the first to finish
 	wg.Wait()
 
@@ -202,7 +192,7 @@ func TestBackendCloseReleasesPortAndGoroutines(t *testing.T) {
 			codes <- resp.StatusCode
 		}()
 	}
-	waitFor(t, "one request running and one waiting", func() bool {
+	wait.For(t, "one request running and one waiting", func() bool {
 		return b.running.Load() == 1 && b.waiting.Load() == 1
 	})
 
@@ -225,7 +215,7 @@ func TestBackendCloseReleasesPortAndGoroutines(t *testing.T) {
 	}
 	ln.Close()
 	tr.CloseIdleConnections()
-	waitFor(t, "goroutines to return to their count before Start", func() bool {
+	wait.For(t, "goroutines to return to their count before Start", func() bool {
 		return runtime.NumGoroutine() <= before
 	})
 }
