@@ -79,8 +79,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	for key, b := range g.backends {
 		if backends[key] == nil {
-			b.SetUp(false) // removed: finish what runs, take nothing new
-			b.CloseIdleConnections()
+			b.CloseIdleConnections() // removed: Pool.Update marked it down
 		}
 	}
 	g.pools, g.backends = pools, backends

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,8 @@ type Pool struct {
 	// q (protected by mu) holds the waiters, oldest at the front.
 	q waitList
 
+	waiters sync.Pool // of *waiter, made by newWaiter
+
 	now          func() time.Time
 	pollInterval time.Duration
 }
@@ -62,13 +65,18 @@ type Pool struct {
 // NewPool returns a pool over c.Backends.
 func NewPool(c PoolConfig) *Pool {
 	p := &Pool{now: time.Now, pollInterval: 100 * time.Millisecond}
+	p.waiters.New = newWaiter
 	p.Update(c)
 	return p
 }
 
 // Update replaces the pool's backends and settings. Requests in flight and
-// queued keep their places; slots on backends that were removed are released
-// as usual.
+// queued keep their places. A backend that is no longer a member takes no new
+// request (it is marked down for good); its slots are released as usual when
+// its requests finish, and never handed to a waiter. A queue shortened below
+// its length keeps its waiters and refuses newcomers until it is shorter.
+// lifo_after set to 0 returns the queue to FIFO at once; any other change
+// takes effect at the next handoff.
 func (p *Pool) Update(c PoolConfig) {
 	m := &members{
 		backends:    c.Backends,
@@ -82,8 +90,18 @@ func (p *Pool) Update(c PoolConfig) {
 	for i, b := range c.Backends {
 		m.view[i] = b
 	}
-	p.m.Store(m)
+	old := p.m.Swap(m)
+	if old != nil {
+		for _, b := range old.backends {
+			if !slices.Contains(m.backends, b) {
+				b.SetUp(false)
+			}
+		}
+	}
 	p.mu.Lock()
+	if m.lifoAfter <= 0 {
+		p.lifo.Store(false)
+	}
 	p.dispatchLocked() // a raised limit may free slots for waiters
 	p.mu.Unlock()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"shardgate/balancer"
+	"shardgate/internal/wait"
 )
 
 func newTestPool(t testing.TB, poolLimit int64, queue int, timeout, lifoAfter time.Duration, limits ...int64) *Pool {
@@ -82,13 +83,7 @@ func TestAcquireRespectsLimitsUnderContention(t *testing.T) {
 // waitQueued polls until n requests wait in p's queue.
 func waitQueued(t *testing.T, p *Pool, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.QueueLength() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("QueueLength() = %d, want %d", p.QueueLength(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(t, fmt.Sprintf("QueueLength() = %d", n), func() bool { return p.QueueLength() == n })
 }
 
 // enqueue starts a waiter and returns the channel its result arrives on.

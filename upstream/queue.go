@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"sync"
 	"time"
 )
 
@@ -17,14 +16,17 @@ type waiter struct {
 	poll     *time.Ticker
 }
 
-var waiters = sync.Pool{New: func() any {
+// newWaiter is the New of a pool's waiter cache. Each Pool keeps its own, so
+// a waiter's timers and channel never pass between pools (nor between
+// testing/synctest bubbles).
+func newWaiter() any {
 	w := &waiter{ready: make(chan *Backend, 1)}
 	w.deadline = time.NewTimer(time.Hour)
 	w.deadline.Stop()
 	w.poll = time.NewTicker(time.Hour)
 	w.poll.Stop()
 	return w
-}}
+}
 
 // waitList is an intrusive doubly linked list of waiters, oldest first.
 type waitList struct {
@@ -83,7 +85,7 @@ func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, 
 		p.mu.Unlock()
 		return nil, 0, p.countShed(err)
 	}
-	w := waiters.Get().(*waiter)
+	w := p.waiters.Get().(*waiter)
 	w.enqueued = p.now()
 	p.q.pushBack(w)
 	p.dispatchLocked() // slots may be free with older waiters ahead of us
@@ -91,7 +93,7 @@ func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, 
 
 	b, err := p.wait(w, m, client)
 	waited := p.now().Sub(w.enqueued)
-	waiters.Put(w)
+	p.waiters.Put(w)
 	if err != nil {
 		return nil, waited, p.countShed(err)
 	}
