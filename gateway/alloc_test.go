@@ -14,8 +14,8 @@ import (
 	"shardgate/accesslog"
 )
 
-// TestHandlerAllocs pins DESIGN.md "the request path allocates nothing in
-// steady state": a proxied GET through the handler, backend on loopback.
+// TestHandlerAllocs pins docs/DESIGN.md, "Performance rules": "the request
+// path allocates nothing in steady state": a proxied GET through the handler, backend on loopback.
 func TestHandlerAllocs(t *testing.T) {
 	for _, bl := range benchLimits {
 		t.Run(bl.name, func(t *testing.T) {

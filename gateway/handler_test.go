@@ -411,7 +411,7 @@ func TestHandlerBackendClosedIdleConnection(t *testing.T) {
 	}
 }
 
-// TestHandlerClientGoneWhileQueued pins DESIGN.md admission rule 4: a
+// TestHandlerClientGoneWhileQueued pins docs/DESIGN.md, admission rule 4: a
 // request whose client disconnects while it waits is dropped and never sent
 // to the backend. The gateway serves real TCP so it can see the close.
 func TestHandlerClientGoneWhileQueued(t *testing.T) {

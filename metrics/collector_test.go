@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"os"
+	"regexp"
 	"shardgate/upstream"
 	"slices"
 	"sort"
@@ -125,30 +127,49 @@ func TestSnapshotDuplicatesDoNotBreakScrape(t *testing.T) {
 	}
 }
 
-// designTable is the "Prometheus metrics" table of DESIGN.md.
-var designTable = map[string]struct {
+// designMetric is one row of the "Prometheus metrics" table of
+// docs/DESIGN.md.
+type designMetric struct {
 	typ    dto.MetricType
-	labels []string
-}{
-	"shardgate_requests_total":                {dto.MetricType_COUNTER, []string{"code", "upstream"}},
-	"shardgate_request_duration_seconds":      {dto.MetricType_HISTOGRAM, []string{"upstream"}},
-	"shardgate_queue_length":                  {dto.MetricType_GAUGE, []string{"upstream"}},
-	"shardgate_queue_wait_seconds":            {dto.MetricType_HISTOGRAM, []string{"upstream"}},
-	"shardgate_queue_lifo":                    {dto.MetricType_GAUGE, []string{"upstream"}},
-	"shardgate_requests_shed_total":           {dto.MetricType_COUNTER, []string{"reason", "upstream"}},
-	"shardgate_upstream_inflight":             {dto.MetricType_GAUGE, []string{"upstream"}},
-	"shardgate_backend_inflight":              {dto.MetricType_GAUGE, []string{"backend", "upstream"}},
-	"shardgate_backend_max_inflight":          {dto.MetricType_GAUGE, []string{"backend", "upstream"}},
-	"shardgate_backend_up":                    {dto.MetricType_GAUGE, []string{"backend", "upstream"}},
-	"shardgate_backend_response_seconds":      {dto.MetricType_HISTOGRAM, []string{"backend", "upstream"}},
-	"shardgate_backend_errors_total":          {dto.MetricType_COUNTER, []string{"backend", "kind", "upstream"}},
-	"shardgate_listener_accepted_total":       {dto.MetricType_COUNTER, []string{"listener", "shard"}},
-	"shardgate_open_connections":              {dto.MetricType_GAUGE, []string{"listener"}},
-	"shardgate_config_reloads_total":          {dto.MetricType_COUNTER, []string{"result"}},
-	"shardgate_config_last_reload_successful": {dto.MetricType_GAUGE, nil},
-	"shardgate_build_info":                    {dto.MetricType_GAUGE, []string{"goversion", "version"}},
-	"shardgate_access_log_dropped_total":      {dto.MetricType_COUNTER, nil},
+	labels []string // sorted
 }
+
+// designTable reads the metrics table of docs/DESIGN.md, so the document and
+// the exposition cannot drift apart.
+var designTable = func() map[string]designMetric {
+	data, err := os.ReadFile("../docs/DESIGN.md")
+	if err != nil {
+		panic(err)
+	}
+	_, section, _ := strings.Cut(string(data), "\n## Prometheus metrics\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	types := map[string]dto.MetricType{
+		"counter": dto.MetricType_COUNTER, "gauge": dto.MetricType_GAUGE, "histogram": dto.MetricType_HISTOGRAM,
+	}
+	backticked := regexp.MustCompile("`([a-z_]+)`")
+	table := map[string]designMetric{}
+	for _, line := range strings.Split(section, "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 4 || !strings.HasPrefix(strings.TrimSpace(cols[1]), "`shardgate_") {
+			continue
+		}
+		name := strings.Trim(strings.TrimSpace(cols[1]), "`")
+		typ, ok := types[strings.TrimSpace(cols[2])]
+		if !ok {
+			panic("docs/DESIGN.md: metric " + name + " has type " + cols[2])
+		}
+		var labels []string
+		for _, m := range backticked.FindAllStringSubmatch(cols[3], -1) {
+			labels = append(labels, m[1])
+		}
+		sort.Strings(labels)
+		table[name] = designMetric{typ, labels}
+	}
+	if len(table) == 0 {
+		panic("docs/DESIGN.md: no metrics table found")
+	}
+	return table
+}()
 
 func TestExpositionMatchesDesignTable(t *testing.T) {
 	families := gather(t, populated(t))
@@ -175,7 +196,7 @@ func TestExpositionMatchesDesignTable(t *testing.T) {
 	}
 	for name := range families {
 		if _, ok := designTable[name]; strings.HasPrefix(name, "shardgate_") && !ok {
-			t.Errorf("exposition has %s, which DESIGN.md does not list", name)
+			t.Errorf("exposition has %s, which the metrics table of docs/DESIGN.md does not list", name)
 		} else if !ok && !strings.HasPrefix(name, "go_") && !strings.HasPrefix(name, "process_") {
 			t.Errorf("exposition has %s, want only shardgate_, go_ and process_ metrics", name)
 		}

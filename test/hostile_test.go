@@ -41,7 +41,8 @@ routes: [{upstream: app}]
 `, backend)
 }
 
-// Requests the gateway must refuse itself, with the status DESIGN.md names
+// Requests the gateway must refuse itself, with the status docs/DESIGN.md
+// ("Errors a client can get") names
 // and a closed connection, without the backend ever seeing them.
 func TestHostileRequestsRefused(t *testing.T) {
 	be := NewRecorder(t, nil)

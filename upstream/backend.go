@@ -4,8 +4,8 @@
 // A request may run on a backend only while the backend has a free slot
 // (in-flight below its limit) and the pool as a whole is below its own limit.
 // When no slot is free the request waits in the pool's queue until a slot is
-// handed to it, its deadline passes, or its client goes away. See DESIGN.md,
-// "Admission semantics".
+// handed to it, its deadline passes, or its client goes away. See
+// docs/DESIGN.md, "Admission rules".
 package upstream
 
 import (
