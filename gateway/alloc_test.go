@@ -15,7 +15,8 @@ import (
 )
 
 // TestHandlerAllocs pins docs/DESIGN.md, "Performance rules": "the request
-// path allocates nothing in steady state": a proxied GET through the handler, backend on loopback.
+// path allocates nothing in steady state": a proxied GET through the
+// handler, backend on loopback.
 func TestHandlerAllocs(t *testing.T) {
 	for _, bl := range benchLimits {
 		t.Run(bl.name, func(t *testing.T) {
