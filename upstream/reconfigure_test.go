@@ -266,22 +266,31 @@ func TestShortenedQueueKeepsWaitersRefusesNewcomers(t *testing.T) {
 	})
 }
 
+// overloaded returns a pool (lifo_after 20ms, one slot) whose queue has
+// turned newest-first: three waiters queued 10ms apart, the slot released,
+// the newest served (g). Waiters 0 and 1 are still queued on ch.
+func overloaded(t *testing.T) (*Pool, PoolConfig, chan grant, grant) {
+	t.Helper()
+	p, c := bubblePool(t, 0, 10, 20*time.Millisecond, 1)
+	held := mustAcquire(t, p)
+	ch := make(chan grant, 3)
+	for i := range 3 {
+		queueUp(t, p, i, 1, ch)
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.Release(held) // the oldest waited 30ms > 20ms: LIFO
+	g := next(t, ch)
+	if g.id != 2 || !p.LIFO() {
+		t.Fatalf("served %d with LIFO()=%v, want the newest (2) with LIFO", g.id, p.LIFO())
+	}
+	return p, c, ch, g
+}
+
 // Rule 2: lifo_after set to 0 while the queue serves newest-first returns it
 // to FIFO at once; the next slot goes to the oldest waiter.
 func TestLIFOAfterZeroedWhileLIFO(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p, c := bubblePool(t, 0, 10, 20*time.Millisecond, 1)
-		held := mustAcquire(t, p)
-		ch := make(chan grant, 3)
-		for i := range 3 {
-			queueUp(t, p, i, 1, ch)
-			time.Sleep(10 * time.Millisecond)
-		}
-		p.Release(held) // oldest waited 30ms > 20ms: LIFO
-		g := next(t, ch)
-		if g.id != 2 || !p.LIFO() {
-			t.Fatalf("served %d with LIFO()=%v, want newest (2) with LIFO", g.id, p.LIFO())
-		}
+		p, c, ch, g := overloaded(t)
 		c.LIFOAfter = 0
 		p.Update(c)
 		if p.LIFO() {
@@ -301,15 +310,7 @@ func TestLIFOAfterZeroedWhileLIFO(t *testing.T) {
 // the queue serves newest-first until it drains.
 func TestLIFOAfterRaisedWhileLIFOKeepsLIFOUntilDrained(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p, c := bubblePool(t, 0, 10, 20*time.Millisecond, 1)
-		held := mustAcquire(t, p)
-		ch := make(chan grant, 3)
-		for i := range 3 {
-			queueUp(t, p, i, 1, ch)
-			time.Sleep(10 * time.Millisecond)
-		}
-		p.Release(held)
-		g := next(t, ch)
+		p, c, ch, g := overloaded(t)
 		c.LIFOAfter = time.Minute
 		p.Update(c)
 		p.Release(g.b)
