@@ -85,6 +85,9 @@ type Server struct {
 	// IP becomes a /32 or /128). Prefixes are stored masked. Default empty:
 	// X-Forwarded-For from clients is never trusted.
 	TrustedProxies []netip.Prefix
+	// Bodies configures buffering, spooling and the timeouts of long
+	// transfers (keys listed on Bodies).
+	Bodies
 }
 
 // Log configures logging.
@@ -194,6 +197,14 @@ type Route struct {
 	// Upstream is the name of the upstream that serves the route (YAML key
 	// upstream, required).
 	Upstream string
+	// Buffering is false to pass every response of the route through as it
+	// arrives, holding the backend slot while it lasts (YAML key buffering).
+	// Default true: responses are buffered or spooled, see Bodies.
+	Buffering bool
+	// ResponseTimeout overrides the upstream's response_timeout for this
+	// route: the wait for the response header and between reads of a
+	// streamed body (YAML key response_timeout). Default 0: the upstream's.
+	ResponseTimeout time.Duration
 }
 
 // Error is one problem in a configuration file. Load and Parse join every
@@ -249,6 +260,7 @@ func defaultConfig() *Config {
 			ShutdownTimeout: 30 * time.Second,
 			MaxHeaderBytes:  16 << 10,
 			MaxBodyBytes:    10 << 20,
+			Bodies:          defaultBodies(),
 		},
 		Log:       Log{Format: "text", Level: "info", AccessLogBuffer: defaultAccessLogBuffer},
 		Upstreams: map[string]*Upstream{},
