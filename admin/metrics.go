@@ -35,6 +35,9 @@ type Metrics struct {
 	source  atomic.Pointer[func() Snapshot]
 	dropped droppedCounter
 
+	bodiesOnce sync.Once // sets bodies; see Bodies
+	bodies     *BodyMetrics
+
 	mu sync.Mutex // protects codes
 	// codes keeps one status-code table per upstream name, so handles made
 	// again after a reload share the lazily created code counters.

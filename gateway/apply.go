@@ -26,6 +26,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		pc   upstream.PoolConfig
 	}
 	var updates []update
+	bodies := &bodyConfig{Bodies: cfg.Server.Bodies, writeTimeout: cfg.Server.WriteTimeout}
 	for _, name := range cfg.UpstreamNames {
 		uc := cfg.Upstreams[name]
 		policy, err := balancer.New(uc.Balancer)
@@ -55,11 +56,14 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		}
 		pools[name] = pool
 		us := &upstreamState{
-			name:       name,
-			balancer:   uc.Balancer,
-			pool:       pool,
-			metrics:    metrics,
-			retryAfter: retryAfter(uc.Queue.Timeout),
+			name:        name,
+			balancer:    uc.Balancer,
+			pool:        pool,
+			metrics:     metrics,
+			retryAfter:  retryAfter(uc.Queue.Timeout),
+			bodies:      bodies,
+			bodyMetrics: g.spool.metrics,
+			streams:     g.spool.streamCounter(name),
 		}
 		ups[name] = us
 	}
@@ -69,7 +73,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		st.upstreams = append(st.upstreams, ups[name])
 	}
 	for _, r := range cfg.Routes {
-		st.router.add(r.Host, r.PathPrefix, ups[r.Upstream])
+		st.router.add(r.Host, r.PathPrefix, routeView(ups[r.Upstream], r))
 	}
 	st.router.build()
 

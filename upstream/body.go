@@ -51,6 +51,7 @@ type Body struct {
 	length  int64 // content length left; -1: chunked; -2: until the backend closes
 	chunk   int64 // bytes left in the current chunk
 	keep    bool  // the connection may be reused once the body has ended
+	stream  bool  // Options.Stream chose to stream it
 	eof     bool
 	err     error
 }
@@ -63,6 +64,10 @@ func (b *Body) Len() int64 {
 	}
 	return b.length
 }
+
+// Streaming reports whether Options.Stream chose to pass the body through
+// as it arrives; else it is the rest of a body longer than BufferBytes.
+func (b *Body) Streaming() bool { return b.stream }
 
 // Done reports whether the body has been read to its end.
 func (b *Body) Done() bool { return b.eof }
@@ -287,6 +292,7 @@ func readResponse(resp *fasthttp.Response, br *bufio.Reader, conn net.Conn, o *O
 		bd.length = -2
 	}
 	if stream {
+		bd.stream = true
 		return true, nil
 	}
 	// Unknown length, or longer than the buffer: read up to the buffer.

@@ -1,0 +1,420 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"shardgate/accesslog"
+	"shardgate/config"
+	"shardgate/listener"
+	"shardgate/upstream"
+)
+
+// Large response bodies. A backend response whose body fits in
+// response_buffer_bytes is read whole into memory on the exchange worker,
+// as it always was: that path is unchanged and allocates nothing. A longer
+// one continues into a spool file, still on the worker with the slot held;
+// once the backend has sent it all, its connection goes back to the pool,
+// the slot is released, and the client reads the file at its own pace
+// through a respBody. A stream (text/event-stream, X-Accel-Buffering: no,
+// or a route with buffering: false) is handed to the client as it arrives,
+// with the slot held until the stream ends; so is the part of a response
+// beyond max_spool_bytes, or a response that cannot be spooled.
+
+// bodyConfig is the body handling of one loaded configuration. Immutable.
+type bodyConfig struct {
+	config.Bodies
+	writeTimeout time.Duration
+}
+
+// bodyState is the body handling of one request, kept in its scratch.
+type bodyState struct {
+	g    *Gateway
+	u    *upstreamState
+	opts upstream.Options
+	rb   *respBody // the response body handed to the client writer, if any
+}
+
+// prepare sets what the exchange for u needs to read the response.
+func (bs *bodyState) prepare(g *Gateway, u *upstreamState) {
+	bs.g, bs.u, bs.rb = g, u, nil
+	bs.opts.BufferBytes = u.bodies.ResponseBufferBytes
+	bs.opts.Timeout = u.timeout
+	bs.opts.Stream = wantsStream
+	if u.stream {
+		bs.opts.Stream = streamAlways
+	}
+}
+
+// wantsStream reports whether a response asks to pass through as it
+// arrives: an event stream, or X-Accel-Buffering: no, which is not
+// forwarded.
+func wantsStream(h *fasthttp.ResponseHeader) bool {
+	stream := false
+	if v := h.Peek("X-Accel-Buffering"); v != nil {
+		stream = eqFold(bytes.TrimSpace(v), "no")
+		h.Del("X-Accel-Buffering")
+	}
+	ct := h.ContentType()
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return stream || eqFold(bytes.TrimSpace(ct), "text/event-stream")
+}
+
+// streamAlways is wantsStream for a route with buffering: false.
+func streamAlways(h *fasthttp.ResponseHeader) bool {
+	h.Del("X-Accel-Buffering")
+	return true
+}
+
+// do runs the exchange with the slot held; the slot is released on every
+// way out, a panic included, except when the response body goes on
+// streaming from the backend: then the respBody releases it when the
+// stream ends.
+func do(s *scratch) error {
+	kept := false
+	defer func() {
+		if !kept {
+			s.pool.Release(s.backend)
+		}
+	}()
+	body, err := s.backend.Exchange(&s.ctx.Request, &s.ctx.Response, &s.bodies.opts)
+	if err != nil || body == nil {
+		return err
+	}
+	kept, err = s.takeBody(body)
+	return err
+}
+
+// takeBody sets the response up to send a body that did not fit in memory:
+// spooled, or streamed from the backend. kept reports that the slot now
+// belongs to the response body. On error nothing is set and the backend
+// connection is closed.
+func (s *scratch) takeBody(body *upstream.Body) (kept bool, err error) {
+	handed := false
+	defer func() {
+		if !handed {
+			body.Close()
+		}
+	}()
+	bs := &s.bodies
+	rb := &respBody{u: bs.u, conn: s.conn, writeTimeout: bs.u.bodies.writeTimeout}
+	size := int64(-1)
+	if body.Streaming() {
+		rb.src, rb.live = body, body
+		size = body.Len()
+	} else {
+		if size, err = bs.spool(rb, body, s.ctx.Response.Body()); err != nil {
+			return false, err
+		}
+		rb.minRate = int64(bs.u.bodies.MinRate)
+	}
+	if rb.live != nil {
+		rb.pool, rb.backend = s.pool, s.backend
+	}
+	s.ctx.Response.SetBodyStream(rb, int(size))
+	handed, bs.rb = true, rb
+	if rb.live != nil {
+		rb.watch(bs.u)
+	}
+	return rb.live != nil, nil
+}
+
+// spool writes prefix and the rest of body to a spool file, up to
+// max_spool_bytes, and sets rb to send it. It returns the body size, or
+// -1 when unknown. A response that cannot be spooled, or the part of it
+// beyond max_spool_bytes, streams from the backend: rb.live is set.
+func (bs *bodyState) spool(rb *respBody, body *upstream.Body, prefix []byte) (int64, error) {
+	g, cfg := bs.g, bs.u.bodies
+	streamFrom := func(parts ...io.Reader) int64 {
+		rb.src, rb.live = io.MultiReader(append(parts, body)...), body
+		if n := body.Len(); n >= 0 {
+			var before int64
+			for _, p := range parts {
+				before += p.(interface{ Size() int64 }).Size()
+			}
+			return before + n
+		}
+		return -1
+	}
+	memory := func() io.Reader { return bytes.NewReader(bytes.Clone(prefix)) }
+	if cfg.MaxSpoolBytes == 0 {
+		return streamFrom(memory()), nil
+	}
+	f, err := g.spool.create(cfg.SpoolDir, dirResponse)
+	if err == nil {
+		_, err = f.Write(prefix)
+	}
+	if err != nil {
+		g.spoolFailed(err)
+		if f != nil {
+			f.Close()
+		}
+		return streamFrom(memory()), nil
+	}
+	rb.file = f
+	bp := copyBufs.Get().(*[copyBufSize]byte)
+	defer copyBufs.Put(bp)
+	for f.size < int64(cfg.MaxSpoolBytes) {
+		n, rerr := body.Read(bp[:min(int64(len(bp)), int64(cfg.MaxSpoolBytes)-f.size)])
+		if w, werr := f.Write(bp[:n]); werr != nil {
+			g.spoolFailed(werr)
+			return streamFrom(f.reader(), bytes.NewReader(bytes.Clone(bp[w:n]))), nil
+		}
+		if rerr == io.EOF {
+			body.Close() // the backend is done: its connection goes back now
+			g.spoolOK()
+			rb.src = f.reader()
+			return f.size, nil
+		}
+		if rerr != nil {
+			f.Close()
+			rb.file = nil
+			return 0, rerr
+		}
+	}
+	g.spoolOK()
+	return streamFrom(f.reader()), nil
+}
+
+const copyBufSize = 32 << 10
+
+var copyBufs = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+// spoolFailed logs the first of a run of spool failures.
+func (g *Gateway) spoolFailed(err error) {
+	if !g.spool.failing.Swap(true) {
+		g.log.Error("cannot spool: streaming responses with their backend slot held, refusing large uploads",
+			"error", err)
+	}
+}
+
+func (g *Gateway) spoolOK() {
+	if g.spool.failing.Swap(false) {
+		g.log.Info("spooling works again")
+	}
+}
+
+// finish records a request that reached a backend: now, or, when its body
+// is still to be sent, once the client has it (or has left).
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, b *upstream.Backend,
+	start time.Time, waited, took time.Duration) {
+	rb := s.bodies.rb
+	s.bodies = bodyState{opts: s.bodies.opts}
+	if rb == nil {
+		g.done(ctx, s, u, b, start, waited, took)
+		return
+	}
+	u.metrics.QueueWait(waited)
+	rb.g, rb.start, rb.code = g, start, ctx.Response.StatusCode()
+	if g.access != nil {
+		rb.entry = &accesslog.Entry{
+			Time:        start,
+			Method:      bytes.Clone(ctx.Request.Header.Method()),
+			Host:        bytes.Clone(ctx.Request.Header.Host()),
+			Path:        bytes.Clone(ctx.Request.Header.RequestURI()),
+			Status:      rb.code,
+			Upstream:    u.name,
+			Backend:     b.Address(),
+			QueueWait:   waited,
+			BackendTime: took,
+			Shard:       -1,
+		}
+		if c, ok := s.conn.(*listener.Conn); ok {
+			rb.entry.Shard = c.Shard()
+		}
+		if s.conn != nil {
+			rb.entry.Client = peerAddrPort(nil, s.conn)
+		}
+	}
+}
+
+// rateWindow is the span min_rate is averaged over.
+const rateWindow = 10 * time.Second
+
+// watchEvery is how often a stream checks that its client is still there.
+const watchEvery = 100 * time.Millisecond
+
+var errTooSlow = errors.New("gateway: client below min_rate")
+
+// respBody is a response body the client writer reads after the handler
+// returned: a spool file, the backend connection, or both in turn. Each
+// read moves the client's write deadline, so write_timeout bounds each
+// write rather than the whole body; a buffered body read slower than
+// min_rate is cut. Closing it releases the backend slot a stream holds,
+// frees the spool file and records the request as the client got it.
+// fasthttp's writer calls Read and CloseWithError from one goroutine.
+type respBody struct {
+	src          io.Reader
+	file         *spoolFile
+	live         *upstream.Body // the backend connection, when the body comes from it
+	pool         *upstream.Pool // with backend: the slot a live body holds
+	backend      *upstream.Backend
+	conn         net.Conn // the client's
+	writeTimeout time.Duration
+	minRate      int64
+
+	sent, last int64 // bytes handed to the writer; of them, the last read
+	eof        bool
+	srcErr     bool // the body failed on the backend's side
+	winStart   time.Time
+	winSent    int64
+	stop, done chan struct{} // the client watcher of a live body
+
+	g      *Gateway
+	u      *upstreamState
+	start  time.Time
+	code   int
+	entry  *accesslog.Entry
+	closed bool
+}
+
+// Read implements io.Reader for fasthttp's response writer.
+func (rb *respBody) Read(p []byte) (int, error) {
+	if rb.minRate > 0 {
+		if err := rb.checkRate(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := rb.src.Read(p)
+	rb.sent += int64(n)
+	rb.last = int64(n)
+	switch {
+	case err == io.EOF:
+		rb.eof = true
+	case err != nil:
+		rb.srcErr = true
+	}
+	if n > 0 && rb.conn != nil && rb.writeTimeout > 0 {
+		if derr := rb.conn.SetWriteDeadline(time.Now().Add(rb.writeTimeout)); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	return n, err
+}
+
+func (rb *respBody) checkRate() error {
+	now := time.Now()
+	if rb.winStart.IsZero() {
+		rb.winStart = now
+		return nil
+	}
+	if el := now.Sub(rb.winStart); el >= rateWindow {
+		if (rb.sent-rb.winSent)*int64(time.Second) < rb.minRate*int64(el) {
+			return errTooSlow
+		}
+		rb.winStart, rb.winSent = now, rb.sent
+	}
+	return nil
+}
+
+// watch aborts a live body when its client goes away, so that the backend
+// learns of it at once rather than at its next write.
+func (rb *respBody) watch(u *upstreamState) {
+	rb.stop, rb.done = make(chan struct{}), make(chan struct{})
+	u.bodyMetrics.Stream(u.name, 1)
+	u.streams.Add(1)
+	go func() {
+		defer close(rb.done)
+		t := time.NewTicker(watchEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-rb.stop:
+				return
+			case <-t.C:
+				if clientGone(rb.conn) {
+					rb.live.Abort()
+					return
+				}
+			}
+		}
+	}()
+}
+
+func clientGone(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	return ok && listener.Peek(sc) == listener.StateClosed
+}
+
+// CloseWithError implements fasthttp.ReadCloserWithError: fasthttp calls it
+// once the body is written (err nil) or writing failed.
+func (rb *respBody) CloseWithError(err error) error {
+	if rb.closed {
+		return nil
+	}
+	rb.closed = true
+	if rb.stop != nil {
+		close(rb.stop)
+		<-rb.done
+	}
+	if rb.live != nil {
+		rb.live.Close()
+		if rb.pool != nil {
+			rb.pool.Release(rb.backend)
+		}
+		rb.u.bodyMetrics.Stream(rb.u.name, -1)
+		rb.u.streams.Add(-1)
+	}
+	if rb.file != nil {
+		rb.file.Close()
+	}
+	rb.record(err)
+	return nil
+}
+
+// record counts and logs the request as the client got it: a body cut
+// short is never a clean response.
+func (rb *respBody) record(werr error) {
+	if rb.g == nil {
+		return // closed before the handler finished: forward records the error
+	}
+	aborted := ""
+	sent := rb.sent
+	var ne net.Error
+	switch {
+	case rb.srcErr:
+		aborted = "backend"
+	case rb.eof && werr == nil:
+	case errors.Is(werr, errTooSlow):
+		aborted = "min_rate"
+	case errors.As(werr, &ne) && ne.Timeout():
+		aborted, sent = "timeout", sent-rb.last
+	default:
+		aborted, sent = "client", sent-rb.last
+	}
+	code := rb.code
+	switch aborted {
+	case "":
+	case "backend":
+		code = fasthttp.StatusBadGateway
+	default:
+		code = statusClientGone
+	}
+	rb.u.metrics.Request(code, time.Since(rb.start))
+	if e := rb.entry; e != nil {
+		e.Bytes, e.Aborted, e.Total = sent, aborted, time.Since(rb.start)
+		rb.g.access.Log(e)
+	}
+}
+
+// routeView returns the upstream state a route's requests use: u itself,
+// or, for a route with its own buffering or response_timeout, a copy of u
+// with those set (sharing u's pool, metrics and counters).
+func routeView(u *upstreamState, r config.Route) *upstreamState {
+	if u == nil || r.Buffering && r.ResponseTimeout == 0 {
+		return u
+	}
+	v := *u
+	v.stream = !r.Buffering
+	v.timeout = r.ResponseTimeout
+	return &v
+}
