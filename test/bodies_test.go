@@ -1,0 +1,440 @@
+package test
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The tests in this file run the gateway in front of one gunicorn with
+// gthread workers serving app/bodies.py: large downloads and uploads,
+// server-sent events. The app logs what it sent and when (bodiesApp.events).
+
+// bodiesThreads is the gunicorn's thread count, more than the gateway's
+// limit for it (bodiesLimit), so that the app would see a break of it.
+const (
+	bodiesThreads = 16
+	bodiesLimit   = 12
+)
+
+type bodiesApp struct {
+	*gunicornApp
+	eventsPath string
+}
+
+// appEvent is one line of the app's event log.
+type appEvent struct {
+	Ev     string  `json:"ev"`
+	ID     string  `json:"id"`
+	Bytes  int64   `json:"bytes"`
+	SHA256 string  `json:"sha256"`
+	Seq    int     `json:"seq"`
+	T      float64 `json:"t"`
+}
+
+func startBodiesApp(t *testing.T) *bodiesApp {
+	t.Helper()
+	python := gunicornPython(t)
+	appDir, err := filepath.Abs("app")
+	if err != nil {
+		t.Fatalf("locating the app: %v", err)
+	}
+	for attempt := 1; ; attempt++ {
+		dir := t.TempDir()
+		a := &bodiesApp{
+			gunicornApp: &gunicornApp{Addr: closedAddr(t), logPath: filepath.Join(dir, "gunicorn.log"), exited: make(chan struct{})},
+			eventsPath:  filepath.Join(dir, "events"),
+		}
+		a.URL = "http://" + a.Addr
+		logFile, err := os.Create(a.logPath)
+		if err != nil {
+			t.Fatalf("creating gunicorn log: %v", err)
+		}
+		a.cmd = exec.Command(python, "-m", "gunicorn", "-k", "gthread", "-w", "1",
+			"--threads", strconv.Itoa(bodiesThreads), "--timeout", "120", "--chdir", appDir, "-b", a.Addr,
+			"--graceful-timeout", "2", "bodies:app")
+		a.cmd.Env = append(os.Environ(), "APP_EVENTS="+a.eventsPath, "PYTHONDONTWRITEBYTECODE=1")
+		a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
+		err = a.cmd.Start()
+		logFile.Close()
+		if err != nil {
+			t.Fatalf("starting gunicorn: %v", err)
+		}
+		go func() {
+			_ = a.cmd.Wait()
+			close(a.exited)
+		}()
+		t.Cleanup(func() { a.stop(t) })
+		err = a.waitUpAt("/", 20*time.Second)
+		if err == nil {
+			return a
+		}
+		if attempt == 3 {
+			t.Fatalf("gunicorn on %s: %v; log:\n%s", a.Addr, err, a.log())
+		}
+		a.stop(t)
+	}
+}
+
+func (a *bodiesApp) waitUpAt(path string, timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := client.Get(a.URL + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-a.exited:
+			return fmt.Errorf("gunicorn exited before it answered: %v", a.cmd.ProcessState)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer after %v (last error: %v)", timeout, err)
+		}
+	}
+}
+
+// events returns the app's events so far.
+func (a *bodiesApp) events(t *testing.T) []appEvent {
+	t.Helper()
+	b, err := os.ReadFile(a.eventsPath)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("reading app events: %v", err)
+	}
+	var out []appEvent
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		var e appEvent
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("app event %q: %v", line, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// event returns the first event named ev for id, if any.
+func (a *bodiesApp) event(t *testing.T, ev, id string) (appEvent, bool) {
+	t.Helper()
+	for _, e := range a.events(t) {
+		if e.Ev == ev && e.ID == id {
+			return e, true
+		}
+	}
+	return appEvent{}, false
+}
+
+// bodiesConfig is a gateway config for the app with spool_dir spool,
+// server holding more server keys; a route for host "stream.test" has
+// buffering: false.
+func bodiesConfig(a *bodiesApp, spool, server string) string {
+	return loopbackListeners + fmt.Sprintf(`server:
+  spool_dir: %q
+%supstreams:
+  app:
+    response_timeout: 10s
+    backends:
+      - address: %q
+        max_inflight: %d
+routes:
+  - upstream: app
+  - host: stream.test
+    upstream: app
+    buffering: false
+`, spool, server, a.Addr, bodiesLimit)
+}
+
+// unixNow is the time in seconds, like Python's time.time().
+func unixNow() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// checkIdle waits until the gateway holds no slot, no stream and no spool
+// bytes, and the spool directory is empty.
+func checkIdle(t *testing.T, g *Gateway, spool string) {
+	t.Helper()
+	waitFor(t, "no slot, stream or spool bytes in use", func() bool {
+		m := parseMetrics(t, g.Metrics(t))
+		inflight, _ := m.value("shardgate_upstream_inflight", map[string]string{"upstream": "app"})
+		streams, _ := m.value("shardgate_streams_open", map[string]string{"upstream": "app"})
+		spooled, _ := m.value("shardgate_spool_bytes", nil)
+		return inflight == 0 && streams == 0 && spooled == 0
+	})
+	entries, err := os.ReadDir(spool)
+	if err != nil {
+		t.Fatalf("reading spool_dir: %v", err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("spool_dir holds %d entries after the test, want none", len(entries))
+	}
+}
+
+// TestStreamEventsArriveAsSent: every event of a stream reaches the client
+// within 50 ms of the app writing it, for an event stream, for
+// X-Accel-Buffering: no (which is not forwarded) and on a route with
+// buffering: false.
+func TestStreamEventsArriveAsSent(t *testing.T) {
+	a := startBodiesApp(t)
+	spool := t.TempDir()
+	g := StartGateway(t, bodiesConfig(a, spool, ""))
+	tests := []struct{ name, host, query string }{
+		{"event-stream", "", "type=sse"},
+		{"x-accel-buffering", "", "type=xab"},
+		{"buffering-false", "stream.test", "type=plain&n=6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", g.URL+"/sse?n=6&interval=0.2&id="+tt.name+"&"+tt.query, nil)
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("GET /sse: %v", err)
+			}
+			defer resp.Body.Close()
+			if v := resp.Header.Get("X-Accel-Buffering"); v != "" {
+				t.Errorf("X-Accel-Buffering = %q reached the client, want it dropped", v)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			events := 0
+			for sc.Scan() {
+				data, ok := strings.CutPrefix(sc.Text(), "data: ")
+				if !ok {
+					continue
+				}
+				arrived := unixNow()
+				var ev struct {
+					Seq  int
+					Sent float64
+				}
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					t.Fatalf("event %q: %v", data, err)
+				}
+				if lag := arrived - ev.Sent; lag > 0.050 {
+					t.Errorf("event %d arrived %.0f ms after the app sent it, want ≤ 50 ms", ev.Seq, lag*1000)
+				}
+				events++
+			}
+			if err := sc.Err(); err != nil {
+				t.Fatalf("reading the stream: %v", err)
+			}
+			if events != 6 {
+				t.Errorf("got %d events, want 6", events)
+			}
+		})
+	}
+	checkIdle(t, g, spool)
+}
+
+// TestStreamClientCloseFreesWorker: a client that closes an endless event
+// stream frees the backend worker within a second: the app sees its write
+// fail, and the slot and stream gauges go back to 0.
+func TestStreamClientCloseFreesWorker(t *testing.T) {
+	a := startBodiesApp(t)
+	spool := t.TempDir()
+	g := StartGateway(t, bodiesConfig(a, spool, ""))
+	resp, err := http.Get(g.URL + "/sse?n=0&interval=0.1&id=endless")
+	if err != nil {
+		t.Fatalf("GET /sse: %v", err)
+	}
+	br := bufio.NewReader(resp.Body)
+	for range 3 {
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatalf("reading the stream: %v", err)
+		}
+	}
+	m := parseMetrics(t, g.Metrics(t))
+	if n, _ := m.value("shardgate_streams_open", map[string]string{"upstream": "app"}); n != 1 {
+		t.Errorf("shardgate_streams_open = %v while streaming, want 1", n)
+	}
+	closed := unixNow()
+	resp.Body.Close()
+	waitFor(t, "the app to see the stream closed", func() bool {
+		_, ok := a.event(t, "sse_closed", "endless")
+		return ok
+	})
+	e, _ := a.event(t, "sse_closed", "endless")
+	if took := e.T - closed; took > 1 {
+		t.Errorf("the app saw the close %.2f s after the client closed, want ≤ 1 s", took)
+	}
+	checkIdle(t, g, spool)
+}
+
+// slowRead reads body at about rate bytes per second, hashing it.
+func slowRead(body io.Reader, rate int) (int64, string, error) {
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	start := time.Now()
+	var n int64
+	for {
+		k, err := body.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		if rate > 0 {
+			if ahead := time.Duration(float64(n)/float64(rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
+		if err == io.EOF {
+			return n, hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return n, hex.EncodeToString(h.Sum(nil)), err
+		}
+	}
+}
+
+// procStatusKiB returns a field of /proc/PID/status in KiB.
+func procStatusKiB(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("reading status of %d: %v", pid, err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("%s %q: %v", field, v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+type download struct {
+	id     string
+	bytes  int64
+	sha    string
+	err    error
+	status int
+	done   float64 // unixNow when the client had it all
+}
+
+func fetch(url, host string, rate int) download {
+	var d download
+	req, _ := http.NewRequest("GET", url, nil)
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.err = err
+		return d
+	}
+	defer resp.Body.Close()
+	d.status = resp.StatusCode
+	d.bytes, d.sha, d.err = slowRead(resp.Body, rate)
+	d.done = unixNow()
+	return d
+}
+
+// TestSpoolLargeDownloads: a 300 MB download, then ten 100 MB downloads at
+// once by clients reading at 10 MB/s, through the default buffers: every
+// byte arrives (sha256 as the app sent it), the gateway's peak RSS stays
+// within 64 MiB of its idle RSS, and the app finished sending each long
+// before its client finished reading.
+func TestSpoolLargeDownloads(t *testing.T) {
+	a := startBodiesApp(t)
+	spool := t.TempDir()
+	g := StartGateway(t, bodiesConfig(a, spool, ""))
+	if code, _ := get(t, g.URL+"/"); code != 200 {
+		t.Fatalf("GET / = %d, want 200", code)
+	}
+	idle := procStatusKiB(t, g.Pid(), "VmRSS")
+
+	check := func(d download, size int64) {
+		t.Helper()
+		if d.err != nil || d.status != 200 || d.bytes != size {
+			t.Fatalf("download %s: status %d, %d bytes, error %v; want 200, %d bytes", d.id, d.status, d.bytes, d.err, size)
+		}
+		e, ok := a.event(t, "download_done", d.id)
+		if !ok {
+			t.Fatalf("download %s: the app logged no download_done", d.id)
+		}
+		if e.SHA256 != d.sha {
+			t.Errorf("download %s: sha256 %s, the app sent %s", d.id, d.sha, e.SHA256)
+		}
+	}
+	const big = 300_000_000
+	d := fetch(g.URL+"/download?size=300000000&id=big", "", 0)
+	d.id = "big"
+	check(d, big)
+
+	const n, size, rate = 10, 100_000_000, 10_000_000
+	var wg sync.WaitGroup
+	ds := make([]download, n)
+	for i := range ds {
+		wg.Go(func() {
+			id := "slow" + strconv.Itoa(i)
+			chunked := ""
+			if i%2 == 1 {
+				chunked = "&chunked=1" // the gateway de-chunks what it spools
+			}
+			ds[i] = fetch(g.URL+"/download?size=100000000&id="+id+chunked, "", rate)
+			ds[i].id = id
+		})
+	}
+	wg.Wait()
+	for _, d := range ds {
+		check(d, size)
+		e, _ := a.event(t, "download_done", d.id)
+		if lead := d.done - e.T; lead < 3 {
+			t.Errorf("download %s: the app finished %.1f s before the client, want the backend freed long before (≥ 3 s)", d.id, lead)
+		}
+	}
+	peak := procStatusKiB(t, g.Pid(), "VmHWM")
+	t.Logf("gateway RSS: idle %d KiB, peak %d KiB", idle, peak)
+	if peak-idle > 64<<10 {
+		t.Errorf("peak RSS %d KiB is %d KiB above idle RSS %d KiB, want ≤ 64 MiB", peak, peak-idle, idle)
+	}
+	m := parseMetrics(t, g.Metrics(t))
+	if v, _ := m.value("shardgate_spooled_bytes_total", map[string]string{"direction": "response"}); v < big+n*size-(n+1)*(64<<10) {
+		t.Errorf("shardgate_spooled_bytes_total{direction=response} = %v, want about %d", v, big+n*size)
+	}
+	checkIdle(t, g, spool)
+}
+
+// TestStreamBufferingFalseHoldsSlot: on a route with buffering: false a
+// download streams, holding the backend slot: the app finishes with its
+// slow client, not before.
+func TestStreamBufferingFalseHoldsSlot(t *testing.T) {
+	a := startBodiesApp(t)
+	spool := t.TempDir()
+	g := StartGateway(t, bodiesConfig(a, spool, ""))
+	d := fetch(g.URL+"/download?size=20000000&id=unbuffered", "stream.test", 10_000_000)
+	if d.err != nil || d.bytes != 20_000_000 {
+		t.Fatalf("download: %d bytes, error %v; want 20000000", d.bytes, d.err)
+	}
+	e, ok := a.event(t, "download_done", "unbuffered")
+	if !ok || e.SHA256 != d.sha {
+		t.Fatalf("app event %+v (found %v), want download_done with sha256 %s", e, ok, d.sha)
+	}
+	if lead := d.done - e.T; lead > 1 {
+		t.Errorf("the app finished %.1f s before its client on an unbuffered route, want it paced by the client", lead)
+	}
+	m := parseMetrics(t, g.Metrics(t))
+	if v, _ := m.value("shardgate_spooled_bytes_total", map[string]string{"direction": "response"}); v != 0 {
+		t.Errorf("shardgate_spooled_bytes_total{direction=response} = %v on an unbuffered route, want 0", v)
+	}
+	checkIdle(t, g, spool)
+}
