@@ -13,9 +13,10 @@ import (
 // Bodies configures how request and response bodies are held, and the
 // timeouts of long transfers. Its keys sit directly under server.
 type Bodies struct {
-	// HeaderTimeout bounds reading a request's header block, from its first
-	// byte (YAML key header_timeout). Default 10s; must be > 0. The body
-	// is then bounded by ReadTimeout per read and by MinRate.
+	// HeaderTimeout bounds reading a request's whole header block, from
+	// its first byte (YAML key header_timeout). Default 10s; must be > 0.
+	// A ReadTimeout below it bounds the header block instead. The body is
+	// bounded by ReadTimeout per read and by MinRate.
 	HeaderTimeout time.Duration
 	// MinRate is the slowest a client may send a request body or take a
 	// buffered response, in bytes per second averaged over 10 seconds

@@ -26,7 +26,8 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		pc   upstream.PoolConfig
 	}
 	var updates []update
-	bodies := &bodyConfig{Bodies: cfg.Server.Bodies, writeTimeout: cfg.Server.WriteTimeout}
+	bodies := &bodyConfig{Bodies: cfg.Server.Bodies, readTimeout: cfg.Server.ReadTimeout,
+		writeTimeout: cfg.Server.WriteTimeout, maxBody: cfg.Server.MaxBodyBytes}
 	for _, name := range cfg.UpstreamNames {
 		uc := cfg.Upstreams[name]
 		policy, err := balancer.New(uc.Balancer)

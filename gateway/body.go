@@ -31,7 +31,9 @@ import (
 // bodyConfig is the body handling of one loaded configuration. Immutable.
 type bodyConfig struct {
 	config.Bodies
-	writeTimeout time.Duration
+	readTimeout  time.Duration // server.read_timeout, per read of a request body
+	writeTimeout time.Duration // server.write_timeout, per write of a response body
+	maxBody      int           // server.max_body_bytes
 }
 
 // bodyState is the body handling of one request, kept in its scratch.
@@ -40,6 +42,8 @@ type bodyState struct {
 	u    *upstreamState
 	opts upstream.Options
 	rb   *respBody // the response body handed to the client writer, if any
+
+	reqBuf []byte // a request body being read; kept for the next request
 }
 
 // prepare sets what the exchange for u needs to read the response.
@@ -115,7 +119,7 @@ func (s *scratch) takeBody(body *upstream.Body) (kept bool, err error) {
 		if size, err = bs.spool(rb, body, s.ctx.Response.Body()); err != nil {
 			return false, err
 		}
-		rb.minRate = int64(bs.u.bodies.MinRate)
+		rb.rate.min = int64(bs.u.bodies.MinRate)
 	}
 	if rb.live != nil {
 		rb.pool, rb.backend = s.pool, s.backend
@@ -208,7 +212,7 @@ func (g *Gateway) spoolOK() {
 func (g *Gateway) finish(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, b *upstream.Backend,
 	start time.Time, waited, took time.Duration) {
 	rb := s.bodies.rb
-	s.bodies = bodyState{opts: s.bodies.opts}
+	s.bodies.g, s.bodies.u, s.bodies.rb = nil, nil, nil
 	if rb == nil {
 		g.done(ctx, s, u, b, start, waited, took)
 		return
@@ -260,13 +264,11 @@ type respBody struct {
 	backend      *upstream.Backend
 	conn         net.Conn // the client's
 	writeTimeout time.Duration
-	minRate      int64
 
 	sent, last int64 // bytes handed to the writer; of them, the last read
 	eof        bool
 	srcErr     bool // the body failed on the backend's side
-	winStart   time.Time
-	winSent    int64
+	rate       rateCheck
 	stop, done chan struct{} // the client watcher of a live body
 
 	g      *Gateway
@@ -279,10 +281,8 @@ type respBody struct {
 
 // Read implements io.Reader for fasthttp's response writer.
 func (rb *respBody) Read(p []byte) (int, error) {
-	if rb.minRate > 0 {
-		if err := rb.checkRate(); err != nil {
-			return 0, err
-		}
+	if err := rb.rate.check(rb.sent); err != nil {
+		return 0, err
 	}
 	n, err := rb.src.Read(p)
 	rb.sent += int64(n)
@@ -299,21 +299,6 @@ func (rb *respBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-func (rb *respBody) checkRate() error {
-	now := time.Now()
-	if rb.winStart.IsZero() {
-		rb.winStart = now
-		return nil
-	}
-	if el := now.Sub(rb.winStart); el >= rateWindow {
-		if (rb.sent-rb.winSent)*int64(time.Second) < rb.minRate*int64(el) {
-			return errTooSlow
-		}
-		rb.winStart, rb.winSent = now, rb.sent
-	}
-	return nil
 }
 
 // watch aborts a live body when its client goes away, so that the backend

@@ -134,6 +134,9 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		u.SetUsernameBytes(nil)
 		u.SetPasswordBytes(nil)
 	}
+	if !g.readBody(ctx, s, u, start) {
+		return
+	}
 	g.forward(ctx, s, u, start)
 }
 

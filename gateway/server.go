@@ -49,7 +49,8 @@ func newFastHTTP(g *Gateway, sc config.Server, log *slog.Logger, lean bool) *fas
 	return &fasthttp.Server{
 		Handler:                      g.Handler,
 		ErrorHandler:                 serverError,
-		ReadTimeout:                  sc.ReadTimeout,
+		ReadTimeout:                  min(sc.HeaderTimeout, sc.ReadTimeout), // the body: per read, see readBody
+		StreamRequestBody:            true,
 		WriteTimeout:                 sc.WriteTimeout,
 		IdleTimeout:                  sc.IdleTimeout,
 		ReadBufferSize:               sc.MaxHeaderBytes,

@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -436,5 +439,185 @@ func TestStreamBufferingFalseHoldsSlot(t *testing.T) {
 	if v, _ := m.value("shardgate_spooled_bytes_total", map[string]string{"direction": "response"}); v != 0 {
 		t.Errorf("shardgate_spooled_bytes_total{direction=response} = %v on an unbuffered route, want 0", v)
 	}
+	checkIdle(t, g, spool)
+}
+
+// genBody is n bytes of deterministic noise that hashes itself as it is
+// read; rate > 0 paces it to about rate bytes per second.
+type genBody struct {
+	r     io.Reader
+	h     hash.Hash
+	n     int64
+	rate  int
+	read  int64
+	start time.Time
+}
+
+func newGenBody(n int64, rate int) *genBody {
+	return &genBody{r: io.LimitReader(rand.NewChaCha8([32]byte{7}), n), h: sha256.New(), n: n, rate: rate}
+}
+
+func (b *genBody) Read(p []byte) (int, error) {
+	if b.start.IsZero() {
+		b.start = time.Now()
+	}
+	if b.rate > 0 {
+		p = p[:min(len(p), b.rate/20)]
+		if ahead := time.Duration(float64(b.read)/float64(b.rate)*float64(time.Second)) - time.Since(b.start); ahead > 0 {
+			time.Sleep(ahead)
+		}
+	}
+	n, err := b.r.Read(p)
+	b.h.Write(p[:n])
+	b.read += int64(n)
+	return n, err
+}
+
+func (b *genBody) sum() string { return hex.EncodeToString(b.h.Sum(nil)) }
+
+type uploadResult struct {
+	Bytes        int64  `json:"bytes"`
+	SHA256       string `json:"sha256"`
+	LengthHeader string `json:"length_header"`
+	Chunked      bool   `json:"chunked"`
+	status       int
+	err          error
+}
+
+// upload POSTs body to url; chunked sends it without Content-Length.
+func upload(url string, body *genBody, chunked bool) uploadResult {
+	var r io.Reader = body
+	req, _ := http.NewRequest("POST", url, r)
+	if !chunked {
+		req.ContentLength = body.n
+	} else {
+		req.ContentLength = -1
+	}
+	var out uploadResult
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		out.err = err
+		return out
+	}
+	defer resp.Body.Close()
+	out.status = resp.StatusCode
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == 200 {
+		out.err = json.Unmarshal(raw, &out)
+	}
+	return out
+}
+
+// TestSpoolLargeUpload: a 1 GiB upload with max_body_bytes: 2GiB arrives at
+// the app byte-exact with the gateway's peak RSS within 64 MiB of idle; a
+// chunked upload reaches the app de-chunked, with Content-Length; a body
+// over max_body_bytes gets 413 and never reaches the app.
+func TestSpoolLargeUpload(t *testing.T) {
+	a := startBodiesApp(t)
+	spool := t.TempDir()
+	g := StartGateway(t, bodiesConfig(a, spool, "  max_body_bytes: 2GiB\n"))
+	if code, _ := get(t, g.URL+"/"); code != 200 {
+		t.Fatalf("GET / = %d, want 200", code)
+	}
+	idle := procStatusKiB(t, g.Pid(), "VmRSS")
+
+	const size = 1 << 30
+	body := newGenBody(size, 0)
+	res := upload(g.URL+"/upload?id=big", body, false)
+	if res.err != nil || res.status != 200 || res.Bytes != size || res.SHA256 != body.sum() {
+		t.Fatalf("1 GiB upload: status %d, app got %d bytes sha256 %s, error %v; want 200, %d bytes sha256 %s",
+			res.status, res.Bytes, res.SHA256, res.err, size, body.sum())
+	}
+	peak := procStatusKiB(t, g.Pid(), "VmHWM")
+	t.Logf("gateway RSS: idle %d KiB, peak %d KiB", idle, peak)
+	if peak-idle > 64<<10 {
+		t.Errorf("peak RSS %d KiB is %d KiB above idle RSS %d KiB, want ≤ 64 MiB", peak, peak-idle, idle)
+	}
+
+	chunkedBody := newGenBody(20<<20, 0)
+	res = upload(g.URL+"/upload?id=chunked", chunkedBody, true)
+	if res.err != nil || res.status != 200 || res.SHA256 != chunkedBody.sum() {
+		t.Fatalf("chunked upload: status %d, sha256 %s, error %v; want 200, sha256 %s", res.status, res.SHA256, res.err, chunkedBody.sum())
+	}
+	if res.Chunked || res.LengthHeader != strconv.Itoa(20<<20) {
+		t.Errorf("chunked upload reached the app with chunked=%v Content-Length %q, want Content-Length %d", res.Chunked, res.LengthHeader, 20<<20)
+	}
+
+	m := parseMetrics(t, g.Metrics(t))
+	if v, _ := m.value("shardgate_spooled_bytes_total", map[string]string{"direction": "request"}); v != size+20<<20 {
+		t.Errorf("shardgate_spooled_bytes_total{direction=request} = %v, want %d", v, size+20<<20)
+	}
+	checkIdle(t, g, spool)
+}
+
+// TestSlowTransfersWithShortTimeouts: with read_timeout and write_timeout
+// at 1 s, an upload and a download that each take about three times that
+// at a steady rate complete byte-exact; a client that stops reading is cut
+// after write_timeout, and the access log records the response as aborted.
+func TestSlowTransfersWithShortTimeouts(t *testing.T) {
+	a := startBodiesApp(t)
+	spool := t.TempDir()
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	cfg := bodiesConfig(a, spool, "  read_timeout: 1s\n  write_timeout: 1s\n  min_rate: 1KiB/s\n") +
+		fmt.Sprintf("log:\n  access_log: %q\n", logPath)
+	g := StartGateway(t, cfg)
+
+	t.Run("upload", func(t *testing.T) {
+		body := newGenBody(1_500_000, 500_000)
+		start := time.Now()
+		res := upload(g.URL+"/upload?id=slow", body, false)
+		if res.err != nil || res.status != 200 || res.SHA256 != body.sum() {
+			t.Fatalf("slow upload: status %d, sha256 %s, error %v; want 200, sha256 %s", res.status, res.SHA256, res.err, body.sum())
+		}
+		if took := time.Since(start); took < 2500*time.Millisecond {
+			t.Fatalf("upload took %v, want it slower than the timeouts", took)
+		}
+	})
+	t.Run("download", func(t *testing.T) {
+		start := time.Now()
+		d := fetch(g.URL+"/download?size=6000000&id=slowdl", "", 2_000_000)
+		if d.err != nil || d.status != 200 || d.bytes != 6_000_000 {
+			t.Fatalf("slow download: status %d, %d bytes, error %v; want 200, 6000000", d.status, d.bytes, d.err)
+		}
+		if e, ok := a.event(t, "download_done", "slowdl"); !ok || e.SHA256 != d.sha {
+			t.Fatalf("slow download sha256 %s, app event %+v", d.sha, e)
+		}
+		if took := time.Since(start); took < 2500*time.Millisecond {
+			t.Fatalf("download took %v, want it slower than the timeouts", took)
+		}
+	})
+	t.Run("stalled-reader", func(t *testing.T) {
+		c, err := net.Dial("tcp", g.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		fmt.Fprintf(c, "GET /download?size=50000000&id=stalled HTTP/1.1\r\nHost: x\r\n\r\n")
+		start := time.Now()
+		var entry map[string]any
+		waitFor(t, "the access log line of the stalled download", func() bool {
+			b, _ := os.ReadFile(logPath)
+			for line := range strings.SplitSeq(string(b), "\n") {
+				if strings.Contains(line, "id=stalled") && json.Unmarshal([]byte(line), &entry) == nil {
+					return true
+				}
+			}
+			return false
+		})
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("stalled reader cut after %v, want about write_timeout (1s)", took)
+		}
+		if entry["aborted"] != "timeout" || entry["status"] != float64(200) {
+			t.Errorf("access log: status %v aborted %v, want 200 with aborted=timeout", entry["status"], entry["aborted"])
+		}
+		if b, _ := entry["bytes"].(float64); b >= 50_000_000 {
+			t.Errorf("access log: bytes %v for a cut response, want fewer than 50000000", b)
+		}
+		m := parseMetrics(t, g.Metrics(t))
+		if v, _ := m.value("shardgate_requests_total", map[string]string{"upstream": "app", "code": "499"}); v != 1 {
+			t.Errorf(`shardgate_requests_total{code="499"} = %v, want 1 (the cut download)`, v)
+		}
+	})
 	checkIdle(t, g, spool)
 }
