@@ -90,6 +90,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	g.pools, g.backends = pools, backends
 	g.state.Store(st)
+	g.checkSpoolDir(cfg.Server.SpoolDir)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"shardgate/admin"
+	"shardgate/config"
 )
 
 // spooler creates the spool files of one gateway and accounts for the
@@ -98,4 +99,14 @@ func (s *spoolFile) Close() error {
 	s.sp.inUse.Add(-s.size)
 	s.sp.metrics.SpoolBytes(-s.size)
 	return err
+}
+
+// checkSpoolDir logs an error when spool files cannot be created in dir:
+// the gateway still runs, streaming what it cannot spool and refusing
+// request bodies it cannot hold in memory (503).
+func (g *Gateway) checkSpoolDir(dir string) {
+	if err := config.CheckSpoolDir(dir); err != nil {
+		g.log.Error("spool_dir unusable: long responses will hold their backend slot, large uploads get 503",
+			"error", err)
+	}
 }

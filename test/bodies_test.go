@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,6 +71,7 @@ func startBodiesApp(t *testing.T) *bodiesApp {
 			"--graceful-timeout", "2", "bodies:app")
 		a.cmd.Env = append(os.Environ(), "APP_EVENTS="+a.eventsPath, "PYTHONDONTWRITEBYTECODE=1")
 		a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
+		a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // see kill
 		err = a.cmd.Start()
 		logFile.Close()
 		if err != nil {
@@ -620,4 +622,76 @@ func TestSlowTransfersWithShortTimeouts(t *testing.T) {
 		}
 	})
 	checkIdle(t, g, spool)
+}
+
+// kill kills gunicorn and its workers at once, as a crash would.
+func (a *bodiesApp) kill(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("killing gunicorn: %v", err)
+	}
+	<-a.exited
+}
+
+// TestAbortsLeaveNothing: a client that leaves mid-download and a backend
+// killed mid-response (while spooled, and while streamed) leave no spool
+// file and no slot in use; each is counted as what the client got.
+func TestAbortsLeaveNothing(t *testing.T) {
+	spool := t.TempDir()
+	t.Run("client-leaves", func(t *testing.T) {
+		a := startBodiesApp(t)
+		g := StartGateway(t, bodiesConfig(a, spool, ""))
+		resp, err := http.Get(g.URL + "/download?size=100000000&id=leaver")
+		if err != nil {
+			t.Fatalf("GET /download: %v", err)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+			t.Fatalf("reading the download: %v", err)
+		}
+		resp.Body.Close()
+		waitFor(t, "the cut download to be counted", func() bool {
+			m := parseMetrics(t, g.Metrics(t))
+			v, _ := m.value("shardgate_requests_total", map[string]string{"upstream": "app", "code": "499"})
+			return v == 1
+		})
+		checkIdle(t, g, spool)
+	})
+	t.Run("backend-killed-while-spooling", func(t *testing.T) {
+		a := startBodiesApp(t)
+		g := StartGateway(t, bodiesConfig(a, spool, ""))
+		got := make(chan download, 1)
+		go func() { got <- fetch(g.URL+"/download?size=100000000&delay=0.02&id=killed", "", 0) }()
+		waitFor(t, "the gateway to spool", func() bool {
+			v, _ := parseMetrics(t, g.Metrics(t)).value("shardgate_spool_bytes", nil)
+			return v > 4<<20
+		})
+		a.kill(t)
+		if d := <-got; d.status != http.StatusBadGateway {
+			t.Errorf("download from a backend killed mid-response: status %d, want 502 (nothing was sent yet)", d.status)
+		}
+		checkIdle(t, g, spool)
+	})
+	t.Run("backend-killed-while-streaming", func(t *testing.T) {
+		a := startBodiesApp(t)
+		g := StartGateway(t, bodiesConfig(a, spool, ""))
+		req, _ := http.NewRequest("GET", g.URL+"/download?size=100000000&delay=0.02&id=killed", nil)
+		req.Host = "stream.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET /download: %v", err)
+		}
+		defer resp.Body.Close()
+		if _, err := io.ReadFull(resp.Body, make([]byte, 4<<20)); err != nil {
+			t.Fatalf("reading the stream: %v", err)
+		}
+		a.kill(t)
+		if n, err := io.Copy(io.Discard, resp.Body); err == nil {
+			t.Errorf("stream from a killed backend ended cleanly after %d more bytes, want an error", n)
+		}
+		waitFor(t, "the cut stream to be counted", func() bool {
+			v, _ := parseMetrics(t, g.Metrics(t)).value("shardgate_requests_total", map[string]string{"upstream": "app", "code": "502"})
+			return v == 1
+		})
+		checkIdle(t, g, spool)
+	})
 }

@@ -10,8 +10,9 @@ time "t" (time.time()), to the file named by APP_EVENTS, so a test can tell
 when the app finished sending and what it sent.
 
 Endpoints:
-    GET /download?size=N&id=S[&chunked=1]
-        N bytes of deterministic data; Content-Length unless chunked=1.
+    GET /download?size=N&id=S[&chunked=1][&delay=D]
+        N bytes of deterministic data in 1 MiB pieces, sleeping D seconds
+        after each; Content-Length unless chunked=1.
         Logs {"ev": "download_done", "id", "bytes", "sha256"} once the last
         byte is written, or {"ev": "download_aborted", ...} when the write
         fails (the client or the proxy went away).
@@ -72,6 +73,7 @@ def index():
 def download():
     size = int(request.args["size"])
     ident = request.args.get("id", "")
+    delay = float(request.args.get("delay", "0"))
 
     def gen():
         h, sent = hashlib.sha256(), 0
@@ -80,6 +82,8 @@ def download():
                 h.update(piece)
                 yield piece
                 sent += len(piece)
+                if delay:
+                    time.sleep(delay)
         except GeneratorExit:
             _event(ev="download_aborted", id=ident, bytes=sent)
             raise
