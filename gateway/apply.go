@@ -145,6 +145,7 @@ func (g *Gateway) Snapshot() []admin.UpstreamStatus {
 			QueueMax:    p.QueueMax(),
 			LIFO:        p.LIFO(),
 			Shed:        make(map[string]uint64, len(shedNames)),
+			Streams:     u.streams.Load(),
 		}
 		for r, n := range shedNames {
 			us.Shed[n] = p.Shed(upstream.ShedReason(r))

@@ -110,3 +110,12 @@ func (g *Gateway) checkSpoolDir(dir string) {
 			"error", err)
 	}
 }
+
+// SpoolStatus returns the spool figures for the status page.
+func (g *Gateway) SpoolStatus() *admin.SpoolStatus {
+	return &admin.SpoolStatus{
+		Bytes:           g.spool.inUse.Load(),
+		SpooledRequest:  g.spool.written[dirRequest].Load(),
+		SpooledResponse: g.spool.written[dirResponse].Load(),
+	}
+}

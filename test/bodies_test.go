@@ -269,6 +269,19 @@ func TestStreamClientCloseFreesWorker(t *testing.T) {
 	if n, _ := m.value("shardgate_streams_open", map[string]string{"upstream": "app"}); n != 1 {
 		t.Errorf("shardgate_streams_open = %v while streaming, want 1", n)
 	}
+	code, status := get(t, g.AdminURL+"/status?format=json")
+	var snap struct {
+		Upstreams []struct {
+			Streams int `json:"streams_open"`
+		}
+		Spool *struct{ Bytes int64 }
+	}
+	if err := json.Unmarshal([]byte(status), &snap); err != nil || code != 200 || len(snap.Upstreams) != 1 {
+		t.Fatalf("GET /status?format=json = %d %q, %v", code, status, err)
+	}
+	if snap.Upstreams[0].Streams != 1 || snap.Spool == nil {
+		t.Errorf("status page: streams_open %d, spool %v; want 1 open stream and the spool figures", snap.Upstreams[0].Streams, snap.Spool)
+	}
 	closed := unixNow()
 	resp.Body.Close()
 	waitFor(t, "the app to see the stream closed", func() bool {
