@@ -125,6 +125,10 @@ func (s *scratch) takeBody(body *upstream.Body) (kept bool, err error) {
 		rb.pool, rb.backend = s.pool, s.backend
 	}
 	s.ctx.Response.SetBodyStream(rb, int(size))
+	// The header goes out at once; then fasthttp's writer hands each read
+	// straight to the socket, so a stream with a Content-Length is not held
+	// back in its buffer either.
+	s.ctx.Response.ImmediateHeaderFlush = true
 	handed, bs.rb = true, rb
 	if rb.live != nil {
 		rb.watch(bs.u)

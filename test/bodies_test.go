@@ -201,7 +201,8 @@ func TestStreamEventsArriveAsSent(t *testing.T) {
 	tests := []struct{ name, host, query string }{
 		{"event-stream", "", "type=sse"},
 		{"x-accel-buffering", "", "type=xab"},
-		{"buffering-false", "stream.test", "type=plain&n=6"},
+		{"buffering-false", "stream.test", "type=plain"},
+		{"with-length", "", "length=1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,7 +18,8 @@ Endpoints:
         fails (the client or the proxy went away).
     GET /sse?n=N&interval=S&id=I[&type=sse|xab|plain]
         N events (0: endless), one every S seconds, each
-        'data: {"seq": i, "sent": time.time()}'. type=xab sends text/plain
+        'data: {"seq": i, "sent": time.time()}', padded to 88 bytes with
+        the blank line; length=1 sends a Content-Length. type=xab sends text/plain
         with X-Accel-Buffering: no instead of text/event-stream, type=plain
         plain text/plain. Logs
         {"ev": "sse_closed"} when a write fails (GeneratorExit) and
@@ -103,7 +104,7 @@ def sse():
         seq = 0
         try:
             while n == 0 or seq < n:
-                yield "data: %s\n\n" % json.dumps({"seq": seq, "sent": time.time()})
+                yield ("data: %-80s\n\n" % json.dumps({"seq": seq, "sent": time.time()}))[:88]
                 seq += 1
                 time.sleep(interval)
         except GeneratorExit:
@@ -113,6 +114,8 @@ def sse():
             _event(ev="sse_end", id=ident, seq=seq)
 
     kind = request.args.get("type")
+    if n and request.args.get("length") == "1":
+        return Response(gen(), mimetype="text/event-stream", headers={"Content-Length": str(88 * n)})
     if kind == "xab":
         return Response(gen(), mimetype="text/plain", headers={"X-Accel-Buffering": "no"})
     if kind == "plain":
