@@ -61,11 +61,13 @@ type Admin struct {
 
 // Server holds the client-side limits and timeouts.
 type Server struct {
-	// ReadTimeout bounds reading one whole request, headers and body, from
-	// the client (YAML key read_timeout). Default 30s; must be > 0.
+	// ReadTimeout bounds each read of a request body from the client, and
+	// the header block when it is below HeaderTimeout (YAML key
+	// read_timeout). Default 30s; must be > 0.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing one response to the client (YAML key
-	// write_timeout). Default 30s; must be > 0.
+	// WriteTimeout bounds writing a response held in memory to the client,
+	// and each write of a spooled or streamed one (YAML key write_timeout).
+	// Default 30s; must be > 0.
 	WriteTimeout time.Duration
 	// IdleTimeout is how long an idle keep-alive client connection stays
 	// open (YAML key idle_timeout). Default 60s; must be > 0.
@@ -126,9 +128,10 @@ type Upstream struct {
 	// ConnectTimeout bounds dialing a backend (YAML key connect_timeout).
 	// Default 1s; must be > 0.
 	ConnectTimeout time.Duration
-	// ResponseTimeout bounds waiting for a backend's whole response (YAML
-	// key response_timeout). Default 30s; must be > 0. Keep it at or below
-	// the backend's own worker timeout.
+	// ResponseTimeout bounds waiting for a backend's response header, and
+	// each read of a body longer than response_buffer_bytes (YAML key
+	// response_timeout). Default 30s; must be > 0. Keep it at or below the
+	// backend's own worker timeout. A route may override it.
 	ResponseTimeout time.Duration
 	// IdleConnTimeout is how long an idle backend connection is kept for
 	// reuse (YAML key idle_conn_timeout). Default 1s; must be > 0. Keep it
