@@ -180,3 +180,19 @@ type spooledBody struct {
 
 // Close frees the spool file.
 func (b *spooledBody) Close() error { return b.f.Close() }
+
+// SupportsBodyWriteTo implements fasthttp.BodyWriterTo: fasthttp writes
+// the body with WriteTo.
+func (b *spooledBody) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo hands the file itself to fasthttp's body writer, which sends it
+// to the backend with sendfile.
+func (b *spooledBody) WriteTo(w io.Writer) (int64, error) {
+	if _, err := b.f.f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	if rf, ok := w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(io.LimitReader(b.f.f, b.f.size))
+	}
+	return io.Copy(w, b.SectionReader)
+}

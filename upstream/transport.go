@@ -14,6 +14,12 @@ import (
 // readBufferSize bounds a backend's response header block.
 const readBufferSize = 32 << 10
 
+// minBodyRate is the slowest, in bytes per second, a backend may take a
+// streamed (spooled) request body: its write may take the response timeout
+// plus the body length at this rate. The wait for the response then starts
+// anew.
+const minBodyRate = 1 << 20
+
 func newHostClient(c BackendConfig) *fasthttp.HostClient {
 	// No TCP keep-alive probes: pooled connections live idle_conn_timeout at
 	// most, and the probes would cost three setsockopt calls per dial.
@@ -110,6 +116,10 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 	}
 	conn := cc.Conn()
 	deadline := time.Now().Add(timeout)
+	long := req.IsBodyStream() // a spooled body: give its write time, see minBodyRate
+	if n := req.Header.ContentLength(); long && n > 0 {
+		deadline = deadline.Add(time.Duration(n) * time.Second / minBodyRate)
+	}
 	if err := conn.SetDeadline(deadline); err != nil {
 		hc.CloseConn(cc)
 		return nil, err
@@ -120,6 +130,9 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 		err = bw.Flush()
 	}
 	hc.ReleaseWriter(bw)
+	if err == nil && long {
+		err = conn.SetReadDeadline(time.Now().Add(timeout))
+	}
 	if err != nil {
 		hc.CloseConn(cc)
 		return nil, err
