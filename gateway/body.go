@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -274,6 +275,7 @@ type respBody struct {
 	srcErr     bool // the body failed on the backend's side
 	rate       rateCheck
 	stop, done chan struct{} // the client watcher of a live body
+	left       atomic.Bool   // the watcher saw the client go and aborted the backend
 
 	g      *Gateway
 	u      *upstreamState
@@ -321,6 +323,7 @@ func (rb *respBody) watch(u *upstreamState) {
 				return
 			case <-t.C:
 				if clientGone(rb.conn) {
+					rb.left.Store(true)
 					rb.live.Abort()
 					return
 				}
@@ -370,6 +373,8 @@ func (rb *respBody) record(werr error) {
 	sent := rb.sent
 	var ne net.Error
 	switch {
+	case rb.left.Load():
+		aborted, sent = "client", sent-rb.last
 	case rb.srcErr:
 		aborted = "backend"
 	case rb.eof && werr == nil:

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -126,7 +127,12 @@ func (a *bodiesApp) events(t *testing.T) []appEvent {
 		t.Fatalf("reading app events: %v", err)
 	}
 	var out []appEvent
-	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+	// Only whole lines: the app may be writing the last one.
+	whole := string(b[:bytes.LastIndexByte(b, '\n')+1])
+	for line := range strings.SplitSeq(strings.TrimSpace(whole), "\n") {
+		if line == "" {
+			continue
+		}
 		var e appEvent
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("app event %q: %v", line, err)
@@ -134,6 +140,21 @@ func (a *bodiesApp) events(t *testing.T) []appEvent {
 		out = append(out, e)
 	}
 	return out
+}
+
+// waitEvent waits for the first event named ev for id: the app logs it
+// after its last write, which the client may see first.
+func (a *bodiesApp) waitEvent(t *testing.T, ev, id string) (appEvent, bool) {
+	t.Helper()
+	var e appEvent
+	var ok bool
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if e, ok = a.event(t, ev, id); ok || time.Now().After(deadline) {
+			return e, ok
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // event returns the first event named ev for id, if any.
@@ -293,6 +314,10 @@ func TestStreamClientCloseFreesWorker(t *testing.T) {
 	if took := e.T - closed; took > 1 {
 		t.Errorf("the app saw the close %.2f s after the client closed, want ≤ 1 s", took)
 	}
+	waitFor(t, "the closed stream to be counted as the client's abort", func() bool {
+		v, _ := parseMetrics(t, g.Metrics(t)).value("shardgate_requests_total", map[string]string{"upstream": "app", "code": "499"})
+		return v == 1
+	})
 	checkIdle(t, g, spool)
 }
 
@@ -341,21 +366,35 @@ func procStatusKiB(t *testing.T, pid int, field string) int64 {
 }
 
 type download struct {
-	id     string
-	bytes  int64
-	sha    string
-	err    error
-	status int
-	done   float64 // unixNow when the client had it all
+	id          string
+	bytes       int64
+	sha         string
+	err         error
+	status      int
+	start, done float64 // unixNow when the client asked, and had it all
 }
 
+// smallBufClient reads through a 64 KiB socket receive buffer, so that the
+// kernel holds little of a paced download on the client's side.
+var smallBufClient = &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+	Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10)
+		})
+	},
+}).DialContext}}
+
 func fetch(url, host string, rate int) download {
-	var d download
+	d := download{start: unixNow()}
 	req, _ := http.NewRequest("GET", url, nil)
 	if host != "" {
 		req.Host = host
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if rate > 0 {
+		client = smallBufClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		d.err = err
 		return d
@@ -386,7 +425,7 @@ func TestSpoolLargeDownloads(t *testing.T) {
 		if d.err != nil || d.status != 200 || d.bytes != size {
 			t.Fatalf("download %s: status %d, %d bytes, error %v; want 200, %d bytes", d.id, d.status, d.bytes, d.err, size)
 		}
-		e, ok := a.event(t, "download_done", d.id)
+		e, ok := a.waitEvent(t, "download_done", d.id)
 		if !ok {
 			t.Fatalf("download %s: the app logged no download_done", d.id)
 		}
@@ -416,7 +455,7 @@ func TestSpoolLargeDownloads(t *testing.T) {
 	wg.Wait()
 	for _, d := range ds {
 		check(d, size)
-		e, _ := a.event(t, "download_done", d.id)
+		e, _ := a.waitEvent(t, "download_done", d.id)
 		if lead := d.done - e.T; lead < 3 {
 			t.Errorf("download %s: the app finished %.1f s before the client, want the backend freed long before (≥ 3 s)", d.id, lead)
 		}
@@ -440,16 +479,17 @@ func TestStreamBufferingFalseHoldsSlot(t *testing.T) {
 	a := startBodiesApp(t)
 	spool := t.TempDir()
 	g := StartGateway(t, bodiesConfig(a, spool, ""))
-	d := fetch(g.URL+"/download?size=20000000&id=unbuffered", "stream.test", 10_000_000)
-	if d.err != nil || d.bytes != 20_000_000 {
-		t.Fatalf("download: %d bytes, error %v; want 20000000", d.bytes, d.err)
+	d := fetch(g.URL+"/download?size=30000000&id=unbuffered", "stream.test", 10_000_000)
+	if d.err != nil || d.bytes != 30_000_000 {
+		t.Fatalf("download: %d bytes, error %v; want 30000000", d.bytes, d.err)
 	}
-	e, ok := a.event(t, "download_done", "unbuffered")
+	e, ok := a.waitEvent(t, "download_done", "unbuffered")
 	if !ok || e.SHA256 != d.sha {
 		t.Fatalf("app event %+v (found %v), want download_done with sha256 %s", e, ok, d.sha)
 	}
-	if lead := d.done - e.T; lead > 1 {
-		t.Errorf("the app finished %.1f s before its client on an unbuffered route, want it paced by the client", lead)
+	// Socket buffers hold some of it; spooled, the app would finish at once.
+	if lead, took := d.done-e.T, d.done-d.start; lead > took/2 {
+		t.Errorf("the app finished %.1f s before its client, which took %.1f s, on an unbuffered route; want it paced by the client", lead, took)
 	}
 	m := parseMetrics(t, g.Metrics(t))
 	if v, _ := m.value("shardgate_spooled_bytes_total", map[string]string{"direction": "response"}); v != 0 {
@@ -595,7 +635,7 @@ func TestSlowTransfersWithShortTimeouts(t *testing.T) {
 		if d.err != nil || d.status != 200 || d.bytes != 6_000_000 {
 			t.Fatalf("slow download: status %d, %d bytes, error %v; want 200, 6000000", d.status, d.bytes, d.err)
 		}
-		if e, ok := a.event(t, "download_done", "slowdl"); !ok || e.SHA256 != d.sha {
+		if e, ok := a.waitEvent(t, "download_done", "slowdl"); !ok || e.SHA256 != d.sha {
 			t.Fatalf("slow download sha256 %s, app event %+v", d.sha, e)
 		}
 		if took := time.Since(start); took < 2500*time.Millisecond {
@@ -706,6 +746,53 @@ func TestAbortsLeaveNothing(t *testing.T) {
 			v, _ := parseMetrics(t, g.Metrics(t)).value("shardgate_requests_total", map[string]string{"upstream": "app", "code": "502"})
 			return v == 1
 		})
+		checkIdle(t, g, spool)
+	})
+}
+
+// TestSpoolLimits: past max_spool_bytes a response streams from the backend
+// with its slot held; with spool_dir gone, responses stream (the slot held)
+// and large uploads get 503, while small ones still pass.
+func TestSpoolLimits(t *testing.T) {
+	a := startBodiesApp(t)
+	t.Run("max_spool_bytes", func(t *testing.T) {
+		spool := t.TempDir()
+		g := StartGateway(t, bodiesConfig(a, spool, "  max_spool_bytes: 1MiB\n"))
+		d := fetch(g.URL+"/download?size=30000000&id=overspool", "", 10_000_000)
+		e, ok := a.waitEvent(t, "download_done", "overspool")
+		if d.err != nil || d.bytes != 30_000_000 || !ok || e.SHA256 != d.sha {
+			t.Fatalf("download past max_spool_bytes: %d bytes, error %v, app event %+v", d.bytes, d.err, e)
+		}
+		if lead, took := d.done-e.T, d.done-d.start; lead > took/2 {
+			t.Errorf("the app finished %.1f s before its client, which took %.1f s; want the rest past max_spool_bytes paced by the client", lead, took)
+		}
+		m := parseMetrics(t, g.Metrics(t))
+		if v, _ := m.value("shardgate_spooled_bytes_total", map[string]string{"direction": "response"}); v != 1<<20 {
+			t.Errorf("shardgate_spooled_bytes_total{direction=response} = %v, want %d (max_spool_bytes)", v, 1<<20)
+		}
+		checkIdle(t, g, spool)
+	})
+	t.Run("spool_dir-gone", func(t *testing.T) {
+		spool := filepath.Join(t.TempDir(), "spool")
+		if err := os.Mkdir(spool, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		g := StartGateway(t, bodiesConfig(a, spool, ""))
+		if err := os.Remove(spool); err != nil {
+			t.Fatal(err)
+		}
+		d := fetch(g.URL+"/download?size=5000000&id=nospool", "", 0)
+		if e, ok := a.waitEvent(t, "download_done", "nospool"); d.err != nil || d.bytes != 5_000_000 || !ok || e.SHA256 != d.sha {
+			t.Fatalf("download without spool_dir: %d bytes, error %v, app event %+v", d.bytes, d.err, e)
+		}
+		if res := upload(g.URL+"/upload?id=nospool", newGenBody(1<<20, 0), false); res.status != http.StatusServiceUnavailable {
+			t.Errorf("1 MiB upload without spool_dir: status %d, want 503", res.status)
+		}
+		if res := upload(g.URL+"/upload?id=small", newGenBody(1000, 0), false); res.status != 200 || res.Bytes != 1000 {
+			t.Errorf("small upload without spool_dir: status %d, %d bytes, want 200 with 1000", res.status, res.Bytes)
+		}
+		g.WaitForLog(t, "cannot spool", 5*time.Second)
+		os.Mkdir(spool, 0o700) // for checkIdle
 		checkIdle(t, g, spool)
 	})
 }
