@@ -258,7 +258,7 @@ func (b *Body) Close() error {
 // backend.
 func (b *Backend) Exchange(req *fasthttp.Request, resp *fasthttp.Response, o *Options) (*Body, error) {
 	b.requests.Add(1)
-	resp.Reset()
+	resp.ResetBody() // the header is read anew; keep its settings (no default Content-Type)
 	req.URI().DisablePathNormalizing = true
 	body, err := roundTrip(b.client, req, resp, o)
 	if err != nil {

@@ -176,3 +176,22 @@ func TestBodyAbortUnblocksRead(t *testing.T) {
 		t.Fatal("Read() still blocked 5s after Abort")
 	}
 }
+
+// TestExchangeKeepsNoDefaultContentType: a backend response without
+// Content-Type gets none added (the server sets the response up that way).
+func TestExchangeKeepsNoDefaultContentType(t *testing.T) {
+	rb := startRawBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false)
+	b := NewBackend(BackendConfig{Address: rb.ln.Addr().String(), ConnectTimeout: time.Second,
+		ResponseTimeout: 2 * time.Second, IdleConnTimeout: time.Second})
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURI("http://" + b.Address() + "/")
+	var resp fasthttp.Response
+	resp.Header.SetNoDefaultContentType(true)
+	if _, err := b.Exchange(req, &resp, &Options{BufferBytes: 1 << 10}); err != nil {
+		t.Fatalf("Exchange() error = %v", err)
+	}
+	if s := resp.String(); strings.Contains(strings.ToLower(s), "content-type") {
+		t.Errorf("response = %q, want no Content-Type added", s)
+	}
+}
