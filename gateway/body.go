@@ -21,13 +21,14 @@ import (
 // Large response bodies. A backend response whose body fits in
 // response_buffer_bytes is read whole into memory on the exchange worker,
 // as it always was: that path is unchanged and allocates nothing. A longer
-// one continues into a spool file, still on the worker with the slot held;
-// once the backend has sent it all, its connection goes back to the pool,
-// the slot is released, and the client reads the file at its own pace
-// through a respBody. A stream (text/event-stream, X-Accel-Buffering: no,
-// or a route with buffering: false) is handed to the client as it arrives,
-// with the slot held until the stream ends; so is the part of a response
-// beyond max_spool_bytes, or a response that cannot be spooled.
+// one continues into a spool file (a tee): a goroutine copies it from the
+// backend as fast as the backend sends, and the moment the backend has sent
+// it all its connection goes back to the pool and the slot is released;
+// the client reads the file behind it at its own pace through a respBody,
+// from the first byte on. A stream (text/event-stream, X-Accel-Buffering:
+// no, or a route with buffering: false) is handed to the client as it
+// arrives, with the slot held until the stream ends; so is the part of a
+// response beyond max_spool_bytes, or a response that cannot be spooled.
 
 // bodyConfig is the body handling of one loaded configuration. Immutable.
 type bodyConfig struct {
@@ -101,8 +102,8 @@ func do(s *scratch) error {
 
 // takeBody sets the response up to send a body that did not fit in memory:
 // spooled, or streamed from the backend. kept reports that the slot now
-// belongs to the response body. On error nothing is set and the backend
-// connection is closed.
+// belongs to the response body (a tee or a live body). On error nothing is
+// set and the backend connection is closed.
 func (s *scratch) takeBody(body *upstream.Body) (kept bool, err error) {
 	handed := false
 	defer func() {
@@ -117,9 +118,7 @@ func (s *scratch) takeBody(body *upstream.Body) (kept bool, err error) {
 		rb.src, rb.live = body, body
 		size = body.Len()
 	} else {
-		if size, err = bs.spool(rb, body, s.ctx.Response.Body()); err != nil {
-			return false, err
-		}
+		size = s.spool(rb, body, s.ctx.Response.Body())
 		rb.rate.min = int64(bs.u.bodies.MinRate)
 	}
 	if rb.live != nil {
@@ -134,64 +133,40 @@ func (s *scratch) takeBody(body *upstream.Body) (kept bool, err error) {
 	if rb.live != nil {
 		rb.watch(bs.u)
 	}
-	return rb.live != nil, nil
+	if rb.tee != nil {
+		go rb.tee.fill(bs.g, int64(bs.u.bodies.MaxSpoolBytes))
+	}
+	return rb.live != nil || rb.tee != nil, nil
 }
 
-// spool writes prefix and the rest of body to a spool file, up to
-// max_spool_bytes, and sets rb to send it. It returns the body size, or
-// -1 when unknown. A response that cannot be spooled, or the part of it
-// beyond max_spool_bytes, streams from the backend: rb.live is set.
-func (bs *bodyState) spool(rb *respBody, body *upstream.Body, prefix []byte) (int64, error) {
+// spool sets rb to send body, after prefix, through a spool file that the
+// client reads while it fills (see tee), which takes the slot along. A
+// response that cannot be spooled streams from the backend instead
+// (rb.live). It returns the body size, or -1 when unknown.
+func (s *scratch) spool(rb *respBody, body *upstream.Body, prefix []byte) int64 {
+	bs := &s.bodies
 	g, cfg := bs.g, bs.u.bodies
-	streamFrom := func(parts ...io.Reader) int64 {
-		rb.src, rb.live = io.MultiReader(append(parts, body)...), body
-		if n := body.Len(); n >= 0 {
-			var before int64
-			for _, p := range parts {
-				before += p.(interface{ Size() int64 }).Size()
+	size := int64(-1)
+	if n := body.Len(); n >= 0 {
+		size = int64(len(prefix)) + n
+	}
+	if cfg.MaxSpoolBytes > 0 {
+		f, err := g.spool.create(cfg.SpoolDir, dirResponse)
+		if err == nil {
+			if _, err = f.Write(prefix); err != nil {
+				f.Close()
 			}
-			return before + n
 		}
-		return -1
-	}
-	memory := func() io.Reader { return bytes.NewReader(bytes.Clone(prefix)) }
-	if cfg.MaxSpoolBytes == 0 {
-		return streamFrom(memory()), nil
-	}
-	f, err := g.spool.create(cfg.SpoolDir, dirResponse)
-	if err == nil {
-		_, err = f.Write(prefix)
-	}
-	if err != nil {
+		if err == nil {
+			pool, b := s.pool, s.backend
+			rb.tee = newTee(f, body, func() { pool.Release(b) }, bs.u)
+			rb.src = rb.tee
+			return size
+		}
 		g.spoolFailed(err)
-		if f != nil {
-			f.Close()
-		}
-		return streamFrom(memory()), nil
 	}
-	rb.file = f
-	bp := copyBufs.Get().(*[copyBufSize]byte)
-	defer copyBufs.Put(bp)
-	for f.size < int64(cfg.MaxSpoolBytes) {
-		n, rerr := body.Read(bp[:min(int64(len(bp)), int64(cfg.MaxSpoolBytes)-f.size)])
-		if w, werr := f.Write(bp[:n]); werr != nil {
-			g.spoolFailed(werr)
-			return streamFrom(f.reader(), bytes.NewReader(bytes.Clone(bp[w:n]))), nil
-		}
-		if rerr == io.EOF {
-			body.Close() // the backend is done: its connection goes back now
-			g.spoolOK()
-			rb.src = f.reader()
-			return f.size, nil
-		}
-		if rerr != nil {
-			f.Close()
-			rb.file = nil
-			return 0, rerr
-		}
-	}
-	g.spoolOK()
-	return streamFrom(f.reader()), nil
+	rb.src, rb.live = io.MultiReader(bytes.NewReader(bytes.Clone(prefix)), body), body
+	return size
 }
 
 const copyBufSize = 32 << 10
@@ -263,7 +238,7 @@ var errTooSlow = errors.New("gateway: client below min_rate")
 // fasthttp's writer calls Read and CloseWithError from one goroutine.
 type respBody struct {
 	src          io.Reader
-	file         *spoolFile
+	tee          *tee           // the spool, when the body goes through one
 	live         *upstream.Body // the backend connection, when the body comes from it
 	pool         *upstream.Pool // with backend: the slot a live body holds
 	backend      *upstream.Backend
@@ -287,6 +262,9 @@ type respBody struct {
 
 // Read implements io.Reader for fasthttp's response writer.
 func (rb *respBody) Read(p []byte) (int, error) {
+	if rb.tee != nil && rb.rate.min > 0 && rb.tee.spooling() {
+		rb.rate.winStart = time.Time{} // the backend sets the pace until it is done
+	}
 	if err := rb.rate.check(rb.sent); err != nil {
 		return 0, err
 	}
@@ -356,8 +334,8 @@ func (rb *respBody) CloseWithError(err error) error {
 		rb.u.bodyMetrics.Stream(rb.u.name, -1)
 		rb.u.streams.Add(-1)
 	}
-	if rb.file != nil {
-		rb.file.Close()
+	if rb.tee != nil {
+		rb.tee.closeReader()
 	}
 	rb.record(err)
 	return nil
