@@ -120,6 +120,14 @@ func (s *scratch) takeBody(body *upstream.Body) (kept bool, err error) {
 	} else {
 		size = s.spool(rb, body, s.ctx.Response.Body())
 		rb.rate.min = int64(bs.u.bodies.MinRate)
+		if rb.tee != nil && size < 0 && !s.ctx.Request.Header.IsHTTP11() {
+			// An HTTP/1.0 client cannot read chunked framing: spool the
+			// whole body first, so that its length is known.
+			handed = true
+			if size, err = rb.tee.fillWhole(bs.g, int64(bs.u.bodies.MaxSpoolBytes)); err != nil {
+				return true, err // the slot went with the tee
+			}
+		}
 	}
 	if rb.live != nil {
 		rb.pool, rb.backend = s.pool, s.backend
@@ -133,7 +141,7 @@ func (s *scratch) takeBody(body *upstream.Body) (kept bool, err error) {
 	if rb.live != nil {
 		rb.watch(bs.u)
 	}
-	if rb.tee != nil {
+	if rb.tee != nil && !rb.tee.filled {
 		go rb.tee.fill(bs.g, int64(bs.u.bodies.MaxSpoolBytes))
 	}
 	return rb.live != nil || rb.tee != nil, nil

@@ -37,6 +37,8 @@ type tee struct {
 	slot func() // releases the backend slot
 	u    *upstreamState
 	off  int64 // the reader's offset in the file; the reader's alone
+
+	filled bool // fillWhole ran: no writer goroutine
 }
 
 type teeState int
@@ -92,6 +94,25 @@ func (t *tee) fill(g *Gateway, max int64) {
 			return
 		}
 	}
+}
+
+// fillWhole runs fill to its end on the calling goroutine and returns the
+// body's length, or -1 when the rest was handed over (past max). On a
+// backend failure everything is released and the error returned.
+func (t *tee) fillWhole(g *Gateway, max int64) (int64, error) {
+	t.filled = true
+	t.fill(g, max)
+	t.mu.Lock()
+	state, err, n := t.state, t.err, t.written
+	t.mu.Unlock()
+	switch {
+	case state == teeHanded:
+		return -1, nil
+	case err != nil:
+		t.closeReader()
+		return 0, err
+	}
+	return n, nil
 }
 
 // finish ends the writer: the backend has sent everything (err nil) or

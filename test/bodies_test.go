@@ -800,3 +800,32 @@ func TestSpoolLimits(t *testing.T) {
 		checkIdle(t, g, spool)
 	})
 }
+
+// TestSpoolHTTP10GetsLength: an HTTP/1.0 client cannot read chunked
+// framing, so a long chunked response reaches it spooled whole, with
+// Content-Length.
+func TestSpoolHTTP10GetsLength(t *testing.T) {
+	a := startBodiesApp(t)
+	spool := t.TempDir()
+	g := StartGateway(t, bodiesConfig(a, spool, ""))
+	c, err := net.Dial("tcp", g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /download?size=3000000&chunked=1&id=old HTTP/1.0\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	n, sha, err := slowRead(resp.Body, 0)
+	if err != nil || resp.ContentLength != 3_000_000 || len(resp.TransferEncoding) != 0 || n != 3_000_000 {
+		t.Fatalf("HTTP/1.0 download: Content-Length %d, Transfer-Encoding %v, %d bytes, error %v; want 3000000 bytes framed by Content-Length",
+			resp.ContentLength, resp.TransferEncoding, n, err)
+	}
+	if e, ok := a.waitEvent(t, "download_done", "old"); !ok || e.SHA256 != sha {
+		t.Errorf("sha256 %s, app event %+v", sha, e)
+	}
+	checkIdle(t, g, spool)
+}
