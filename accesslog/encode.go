@@ -42,6 +42,10 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	dst = appendMillis(dst, e.Total)
 	dst = append(dst, `,"shed":`...)
 	dst = appendString(dst, bytesOf(e.Shed))
+	if e.Aborted != "" {
+		dst = append(dst, `,"aborted":`...)
+		dst = appendString(dst, bytesOf(e.Aborted))
+	}
 	return append(dst, "}\n"...)
 }
 

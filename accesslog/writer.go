@@ -48,6 +48,11 @@ type Entry struct {
 	BackendTime time.Duration
 	Total       time.Duration
 	Shed        string // shed reason, "" if the request was not shed
+	// Aborted says why the client did not get the whole response body:
+	// "client" (it closed or reset), "timeout" (write_timeout between
+	// writes), "min_rate" or "backend" (the backend failed mid-body). ""
+	// for a response sent whole; it is logged only when set.
+	Aborted string
 }
 
 // slot is one ring cell. seq tells who owns it (Vyukov's bounded queue):

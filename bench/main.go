@@ -41,11 +41,18 @@ type options struct {
 	scenarios    []string
 	shardgate    string // prebuilt binary; empty = build ./cmd/shardgate
 	keep         bool
+
+	largeClients int // the large scenario: concurrent clients
+	largeMB      int // MB each transfers
+	largeRate    int // MB/s each client reads or sends at
 }
 
 func (o *options) hasProxy(name string) bool { return slices.Contains(o.proxies, name) }
 
 func (o *options) needsGunicorn() bool {
+	if slices.Contains(o.scenarios, largeName) {
+		return true
+	}
 	for _, s := range scenarios(o.unevenLimit) {
 		if s.gunicorn && slices.Contains(o.scenarios, s.name) {
 			return true
@@ -71,6 +78,9 @@ func parseFlags(args []string) (*options, error) {
 	names := fs.String("scenarios", "raw,overload,uneven,idle", "scenarios to run")
 	fs.StringVar(&o.shardgate, "shardgate", "", "shardgate binary to use instead of building ./cmd/shardgate")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, wrk output)")
+	fs.IntVar(&o.largeClients, "large-clients", 10, "large scenario: clients at once")
+	fs.IntVar(&o.largeMB, "large-mb", 100, "large scenario: MB each client downloads and uploads")
+	fs.IntVar(&o.largeRate, "large-rate", 10, "large scenario: MB/s each client reads and sends at")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -114,7 +124,7 @@ func (o *options) validate() error {
 		}
 	}
 	for _, n := range o.scenarios {
-		if !slices.ContainsFunc(scenarios(o.unevenLimit), func(s scenario) bool { return s.name == n }) {
+		if n != largeName && !slices.ContainsFunc(scenarios(o.unevenLimit), func(s scenario) bool { return s.name == n }) {
 			return fmt.Errorf("unknown scenario %q", n)
 		}
 	}

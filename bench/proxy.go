@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,6 +33,7 @@ type proxyConfig struct {
 	queueTimeout time.Duration
 	maxConns     int // client connections the proxy must accept at once
 	fdLimit      int // RLIMIT_NOFILE the proxies inherit
+	maxBody      int // largest request body, bytes; 0 = each proxy's default
 }
 
 // proxyCommand writes the configuration of proxy name into dir and returns
@@ -78,7 +80,7 @@ server:
   write_timeout: 30s
   idle_timeout: 120s
   shutdown_timeout: 5s
-upstreams:
+%supstreams:
   app:
     balancer: least_inflight
     queue:
@@ -87,7 +89,7 @@ upstreams:
     connect_timeout: 1s
     response_timeout: 30s
     backends:
-`, pc.listen, pc.admin, pc.queueTimeout)
+`, pc.listen, pc.admin, shardgateMaxBody(pc.maxBody), pc.queueTimeout)
 	for _, be := range pc.backends {
 		fmt.Fprintf(&b, "      - address: %q\n        max_inflight: %d\n", be.addr, be.limit)
 	}
@@ -167,6 +169,7 @@ http {
   access_log off;
   keepalive_timeout 120s;
   keepalive_requests 1000000;
+  client_max_body_size %s;
   client_body_temp_path %s/body;
   proxy_temp_path %s/proxy;
   fastcgi_temp_path %s/fastcgi;
@@ -178,7 +181,7 @@ http {
     least_conn;
     keepalive 64;
 `, pc.fdLimit, filepath.Join(prefix, "nginx.pid"), filepath.Join(prefix, "error.log"),
-		pc.maxConns+1000, tmp, tmp, tmp, tmp, tmp)
+		pc.maxConns+1000, nginxMaxBody(pc.maxBody), tmp, tmp, tmp, tmp, tmp)
 	for _, be := range pc.backends {
 		fmt.Fprintf(&b, "    server %s", be.addr)
 		if be.limit > 0 {
@@ -202,4 +205,18 @@ http {
 }
 `, pc.listen)
 	return b.String()
+}
+
+func shardgateMaxBody(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  max_body_bytes: %d\n", n)
+}
+
+func nginxMaxBody(n int) string {
+	if n <= 0 {
+		return "1m" // nginx's default
+	}
+	return strconv.Itoa(n)
 }

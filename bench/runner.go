@@ -51,6 +51,11 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("work dir: %w", err)
 	}
+	// nginx's workers (user nobody when started as root) must reach their
+	// temp files below it: the large scenario buffers bodies to disk.
+	if err := os.Chmod(work, 0o711); err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
 	r := &runner{opts: o, root: root, work: work, tools: t, sup: newSupervisor(), fdLimit: int(nofile)}
 	err = r.runAndReport(ctx)
 	r.sup.stopAll()
@@ -73,8 +78,18 @@ func (r *runner) runAndReport(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var large []largeResult
+	if slices.Contains(r.opts.scenarios, largeName) && ctx.Err() == nil {
+		large = r.runLarge(ctx)
+		for _, l := range large {
+			failed = failed || l.failure != ""
+		}
+	}
 	var report bytes.Buffer
 	r.writeReport(&report, header, results)
+	if large != nil {
+		r.writeLarge(&report, large)
+	}
 	os.Stdout.Write(report.Bytes())
 	if r.opts.out != "" {
 		if err := os.WriteFile(r.opts.out, report.Bytes(), 0o644); err != nil {

@@ -63,11 +63,13 @@ type Admin struct {
 
 // Server holds the client-side limits and timeouts.
 type Server struct {
-	// ReadTimeout bounds reading one whole request, headers and body, from
-	// the client (YAML key read_timeout). Default 30s; must be > 0.
+	// ReadTimeout bounds each read of a request body from the client, and
+	// the header block when it is below HeaderTimeout (YAML key
+	// read_timeout). Default 30s; must be > 0.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing one response to the client (YAML key
-	// write_timeout). Default 30s; must be > 0.
+	// WriteTimeout bounds writing a response held in memory to the client,
+	// and each write of a spooled or streamed one (YAML key write_timeout).
+	// Default 30s; must be > 0.
 	WriteTimeout time.Duration
 	// IdleTimeout is how long an idle keep-alive client connection stays
 	// open (YAML key idle_timeout). Default 60s; must be > 0.
@@ -87,6 +89,9 @@ type Server struct {
 	// IP becomes a /32 or /128). Prefixes are stored masked. Default empty:
 	// X-Forwarded-For from clients is never trusted.
 	TrustedProxies []netip.Prefix
+	// Bodies configures buffering, spooling and the timeouts of long
+	// transfers (keys listed on Bodies).
+	Bodies
 }
 
 // Log configures logging.
@@ -125,9 +130,10 @@ type Upstream struct {
 	// ConnectTimeout bounds dialing a backend (YAML key connect_timeout).
 	// Default 1s; must be > 0.
 	ConnectTimeout time.Duration
-	// ResponseTimeout bounds waiting for a backend's whole response (YAML
-	// key response_timeout). Default 30s; must be > 0. Keep it at or below
-	// the backend's own worker timeout.
+	// ResponseTimeout bounds waiting for a backend's response header, and
+	// each read of a body longer than response_buffer_bytes (YAML key
+	// response_timeout). Default 30s; must be > 0. Keep it at or below the
+	// backend's own worker timeout. A route may override it.
 	ResponseTimeout time.Duration
 	// IdleConnTimeout is how long an idle backend connection is kept for
 	// reuse (YAML key idle_conn_timeout). Default 1s; must be > 0. Keep it
@@ -196,6 +202,14 @@ type Route struct {
 	// Upstream is the name of the upstream that serves the route (YAML key
 	// upstream, required).
 	Upstream string
+	// Buffering is false to pass every response of the route through as it
+	// arrives, holding the backend slot while it lasts (YAML key buffering).
+	// Default true: responses are buffered or spooled, see Bodies.
+	Buffering bool
+	// ResponseTimeout overrides the upstream's response_timeout for this
+	// route: the wait for the response header and between reads of a
+	// streamed body (YAML key response_timeout). Default 0: the upstream's.
+	ResponseTimeout time.Duration
 }
 
 // Error is one problem in a configuration file. Load and Parse join every
@@ -251,6 +265,7 @@ func defaultConfig() *Config {
 			ShutdownTimeout: 30 * time.Second,
 			MaxHeaderBytes:  16 << 10,
 			MaxBodyBytes:    10 << 20,
+			Bodies:          defaultBodies(),
 		},
 		Log:       Log{Format: "text", Level: "info", AccessLogBuffer: defaultAccessLogBuffer},
 		Upstreams: map[string]*Upstream{},

@@ -41,6 +41,8 @@ func TestParseDefaults(t *testing.T) {
 			ShutdownTimeout: 30 * time.Second,
 			MaxHeaderBytes:  16384,
 			MaxBodyBytes:    10485760,
+			Bodies: Bodies{HeaderTimeout: 10 * time.Second, MinRate: 1024, ResponseBufferBytes: 65536,
+				RequestBufferBytes: 65536, SpoolDir: defaultBodies().SpoolDir, MaxSpoolBytes: 1 << 30},
 		},
 		Log: Log{Format: "text", Level: "info", AccessLog: "", AccessLogBuffer: 4096},
 		Upstreams: map[string]*Upstream{"app": {
@@ -54,7 +56,7 @@ func TestParseDefaults(t *testing.T) {
 			Backends:        []Backend{{Address: "127.0.0.1:8001", Weight: 1}},
 		}},
 		UpstreamNames: []string{"app"},
-		Routes:        []Route{{Host: "*", PathPrefix: "/", Upstream: "app"}},
+		Routes:        []Route{{Host: "*", PathPrefix: "/", Upstream: "app", Buffering: true}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse(minimal) =\n%+v\nwant\n%+v", got, want)
@@ -163,10 +165,10 @@ func TestParseValues(t *testing.T) {
 		{"alpha.Queue", alpha.Queue, Queue{MaxLength: 1000, Timeout: 5 * time.Second, LIFOAfter: 500 * time.Millisecond}},
 		{"middle.Balancer", c.Upstreams["mid.dle-1_x"].Balancer, "random"},
 		{"Routes", c.Routes, []Route{
-			{Host: "api.example.com", PathPrefix: "/v1/", Upstream: "zeta"},
-			{Host: "*.example.com", PathPrefix: "/", Upstream: "alpha"},
-			{Host: "[::1]", PathPrefix: "/", Upstream: "alpha"},
-			{Host: "*", PathPrefix: "/", Upstream: "zeta"},
+			{Host: "api.example.com", PathPrefix: "/v1/", Upstream: "zeta", Buffering: true},
+			{Host: "*.example.com", PathPrefix: "/", Upstream: "alpha", Buffering: true},
+			{Host: "[::1]", PathPrefix: "/", Upstream: "alpha", Buffering: true},
+			{Host: "*", PathPrefix: "/", Upstream: "zeta", Buffering: true},
 		}},
 	}
 	for _, tt := range tests {
@@ -317,7 +319,7 @@ func TestExampleFile(t *testing.T) {
 	if b := app.Backends[1]; b.Workers != 2 || b.Threads != 2 {
 		t.Errorf("Backends[1] workers, threads = %d, %d, want 2, 2", b.Workers, b.Threads)
 	}
-	if wantR := []Route{{Host: "*", PathPrefix: "/", Upstream: "app"}}; !reflect.DeepEqual(c.Routes, wantR) {
+	if wantR := []Route{{Host: "*", PathPrefix: "/", Upstream: "app", Buffering: true}}; !reflect.DeepEqual(c.Routes, wantR) {
 		t.Errorf("Routes = %+v, want %+v", c.Routes, wantR)
 	}
 	if c.Log.AccessLog != "" {

@@ -120,6 +120,13 @@ func (d *decoder) server(path string, n *yaml.Node, s *Server) {
 		"max_header_bytes": d.size(&s.MaxHeaderBytes, headerBytes),
 		"max_body_bytes":   d.size(&s.MaxBodyBytes, positive),
 		"trusted_proxies":  func(p string, v *yaml.Node) { s.TrustedProxies = d.prefixes(p, v) },
+
+		"header_timeout":        d.duration(&s.HeaderTimeout, positive),
+		"min_rate":              d.rate(&s.MinRate),
+		"response_buffer_bytes": d.size(&s.ResponseBufferBytes, bufferBytes),
+		"request_buffer_bytes":  d.size(&s.RequestBufferBytes, bufferBytes),
+		"spool_dir":             d.str(&s.SpoolDir, spoolDir),
+		"max_spool_bytes":       d.size(&s.MaxSpoolBytes, nonNegative),
 	})
 }
 
@@ -284,11 +291,13 @@ func (d *decoder) routeList(path string, n *yaml.Node) []Route {
 }
 
 func (d *decoder) route(path string, n *yaml.Node) (Route, bool) {
-	r := Route{Host: "*", PathPrefix: "/"}
+	r := Route{Host: "*", PathPrefix: "/", Buffering: true}
 	present := d.mapping(path, n, fields{
-		"host":        d.str(&r.Host, hostPattern),
-		"path_prefix": d.str(&r.PathPrefix, pathPrefix),
-		"upstream":    d.str(&r.Upstream, nonEmpty),
+		"host":             d.str(&r.Host, hostPattern),
+		"path_prefix":      d.str(&r.PathPrefix, pathPrefix),
+		"upstream":         d.str(&r.Upstream, nonEmpty),
+		"buffering":        d.boolean(&r.Buffering),
+		"response_timeout": d.duration(&r.ResponseTimeout, positive),
 	})
 	if present == nil {
 		return r, false

@@ -26,6 +26,8 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		pc   upstream.PoolConfig
 	}
 	var updates []update
+	bodies := &bodyConfig{Bodies: cfg.Server.Bodies, readTimeout: cfg.Server.ReadTimeout,
+		writeTimeout: cfg.Server.WriteTimeout, maxBody: cfg.Server.MaxBodyBytes}
 	for _, name := range cfg.UpstreamNames {
 		uc := cfg.Upstreams[name]
 		policy, err := balancer.New(uc.Balancer)
@@ -60,6 +62,8 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			pool:       pool,
 			metrics:    metrics,
 			retryAfter: retryAfter(uc.Queue.Timeout),
+			bodies:     bodies,
+			streams:    g.spool.streamCounter(name),
 		}
 		ups[name] = us
 	}
@@ -69,7 +73,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		st.upstreams = append(st.upstreams, ups[name])
 	}
 	for _, r := range cfg.Routes {
-		st.router.add(r.Host, r.PathPrefix, ups[r.Upstream])
+		st.router.add(r.Host, r.PathPrefix, routeView(ups[r.Upstream], r))
 	}
 	st.router.build()
 
@@ -84,6 +88,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	g.pools, g.backends = pools, backends
 	g.state.Store(st)
+	g.checkSpoolDir(cfg.Server.SpoolDir)
 	return nil
 }
 

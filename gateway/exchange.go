@@ -3,10 +3,6 @@ package gateway
 import (
 	"fmt"
 	"sync/atomic"
-
-	"github.com/valyala/fasthttp"
-
-	"shardgate/upstream"
 )
 
 // Backend exchanges run on long-lived worker goroutines rather than on the
@@ -89,7 +85,7 @@ func (w *worker) exchange(s *scratch) {
 			s.panicked = fmt.Errorf("panic in backend exchange: %v", v)
 		}
 	}()
-	s.err = do(s.pool, s.backend, s.ctx)
+	s.err = do(s)
 }
 
 // close stops the parked workers. Workers busy now finish their job and
@@ -103,11 +99,4 @@ func (ex *exchanger) close() {
 			return
 		}
 	}
-}
-
-// do runs the exchange with the slot held; the slot is released on every
-// way out, a panic included.
-func do(p *upstream.Pool, b *upstream.Backend, ctx *fasthttp.RequestCtx) error {
-	defer p.Release(b)
-	return b.Do(&ctx.Request, &ctx.Response)
 }

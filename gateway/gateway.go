@@ -30,6 +30,13 @@ type upstreamState struct {
 	pool       *upstream.Pool
 	metrics    *metrics.UpstreamMetrics
 	retryAfter string // whole seconds, the queue timeout rounded up
+
+	// Body handling; see body.go. A route with its own buffering or
+	// response_timeout gets a copy of its upstream's state with these set.
+	bodies  *bodyConfig
+	streams *atomic.Int64 // streams open now, shared by the copies
+	stream  bool          // buffering: false
+	timeout time.Duration // the route's response_timeout; 0: the upstream's
 }
 
 // state is everything a reload replaces, swapped as one immutable value.
@@ -49,6 +56,7 @@ type Gateway struct {
 	log      *slog.Logger
 
 	exchangers []*exchanger // one per GOMAXPROCS, chosen by listener shard
+	spool      spooler
 
 	// mu serialises Apply; it protects pools and backends.
 	mu       sync.Mutex
@@ -65,6 +73,9 @@ func New(cfg *config.Config, m *metrics.Metrics, access *accesslog.Writer, log *
 		log:      log,
 		pools:    make(map[string]*upstream.Pool),
 		backends: make(map[string]*upstream.Backend),
+	}
+	if m != nil {
+		g.spool.metrics = m.Bodies()
 	}
 	for range runtime.GOMAXPROCS(0) {
 		g.exchangers = append(g.exchangers, newExchanger())
@@ -120,6 +131,9 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		u.SetUsernameBytes(nil)
 		u.SetPasswordBytes(nil)
 	}
+	if !g.readBody(ctx, s, u, start) {
+		return
+	}
 	g.forward(ctx, s, u, start)
 }
 
@@ -139,12 +153,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 		}
 		sent := time.Now()
 		s.pool, s.backend, s.ctx = u.pool, b, ctx
+		s.bodies.prepare(g, u)
 		err = g.exchangerFor(s.conn).run(s)
 		s.pool, s.backend, s.ctx = nil, nil, nil
 		took := time.Since(sent)
 		if err == nil {
 			rewriteResponse(&ctx.Response.Header, s)
-			g.done(ctx, s, u, b, start, waited, took)
+			g.finish(ctx, s, u, b, start, waited, took)
 			return
 		}
 		kind := upstream.Classify(err)

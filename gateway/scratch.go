@@ -28,6 +28,8 @@ type scratch struct {
 	err      error
 	panicked any
 	done     chan struct{} // buffered, capacity 1
+
+	bodies bodyState // see body.go
 }
 
 // Gone reports whether the client closed its connection; the queue asks.

@@ -37,10 +37,21 @@ func NewServer(g *Gateway, sc config.Server, log *slog.Logger) *Server {
 }
 
 func newFastHTTP(g *Gateway, sc config.Server, log *slog.Logger, lean bool) *fasthttp.Server {
+	// The header block within header_timeout (or read_timeout if lower),
+	// the body per read (see readBody).
+	readTimeout := min(sc.HeaderTimeout, sc.ReadTimeout)
+	if lean {
+		readTimeout = sc.ReadTimeout // the whole request, as below
+	}
 	return &fasthttp.Server{
-		Handler:                      g.Handler,
-		ErrorHandler:                 serverError,
-		ReadTimeout:                  sc.ReadTimeout,
+		Handler:      g.Handler,
+		ErrorHandler: serverError,
+		ReadTimeout:  readTimeout,
+		// Request bodies reach the handler as streams, which readBody spools
+		// in bounded memory; but fasthttp then keeps a connection's read
+		// buffer while it is idle, so the lean server reads bodies whole
+		// before the handler, within read_timeout, as it always did.
+		StreamRequestBody:            !lean,
 		WriteTimeout:                 sc.WriteTimeout,
 		IdleTimeout:                  sc.IdleTimeout,
 		ReadBufferSize:               sc.MaxHeaderBytes,

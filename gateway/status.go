@@ -20,6 +20,7 @@ func (g *Gateway) Snapshot() []metrics.UpstreamStatus {
 			QueueMax:    p.QueueMax(),
 			LIFO:        p.LIFO(),
 			Shed:        make(map[string]uint64, upstream.NumShedReasons),
+			Streams:     u.streams.Load(),
 		}
 		for r := range upstream.NumShedReasons {
 			us.Shed[r.String()] = p.Shed(r)

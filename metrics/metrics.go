@@ -36,6 +36,8 @@ type Metrics struct {
 	source  atomic.Pointer[func() Snapshot]
 	dropped droppedCounter
 
+	bodies *BodyMetrics
+
 	mu sync.Mutex // protects codes
 	// codes keeps one status-code table per upstream name, so handles made
 	// again after a reload share the lazily created code counters.
@@ -65,6 +67,7 @@ func NewMetrics(version string) *Metrics {
 		Help: "Failed backend exchanges, by kind.",
 	}, []string{"upstream", "backend", "kind"})
 	m.registerReload()
+	m.bodies = newBodyMetrics(m.reg)
 	m.reg.MustRegister(m.requests, m.duration, m.queueWait, m.shed, m.backendResp, m.backendErrs,
 		newBuildInfo(version), newSnapshotCollector(&m.source), m.dropped.counterFunc(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -145,6 +148,7 @@ func (m *Metrics) Upstream(name string, backends []string) *UpstreamMetrics {
 		duration:  m.duration.WithLabelValues(name),
 		queueWait: m.queueWait.WithLabelValues(name),
 		backends:  make([]BackendMetrics, len(backends)),
+		streams:   m.bodies.streams.WithLabelValues(name),
 	}
 	for r := range u.shed {
 		u.shed[r] = m.shed.WithLabelValues(name, upstream.ShedReason(r).String())

@@ -13,6 +13,18 @@ type Snapshot struct {
 	Ready     bool             `json:"ready"`
 	Listeners []ListenerStatus `json:"listeners"`
 	Upstreams []UpstreamStatus `json:"upstreams"`
+	// Spool describes the spool files of large bodies; nil when unknown.
+	Spool *SpoolStatus `json:"spool,omitempty"`
+}
+
+// SpoolStatus describes the spool files that hold large bodies.
+type SpoolStatus struct {
+	// Bytes is what the open spool files hold now.
+	Bytes int64 `json:"bytes"`
+	// SpooledRequest and SpooledResponse count the bytes written to spool
+	// files so far, by direction.
+	SpooledRequest  uint64 `json:"spooled_request_bytes"`
+	SpooledResponse uint64 `json:"spooled_response_bytes"`
 }
 
 // ListenerStatus describes one configured listen address and its shards.
@@ -47,6 +59,9 @@ type UpstreamStatus struct {
 	// client_gone, no_backend.
 	Shed     map[string]uint64 `json:"shed"`
 	Backends []BackendStatus   `json:"backends"`
+	// Streams is the number of responses passing through as they arrive
+	// now, each holding a backend slot.
+	Streams int64 `json:"streams_open"`
 }
 
 // BackendStatus describes one backend of an upstream.

@@ -36,6 +36,7 @@ type UpstreamMetrics struct {
 	queueWait prometheus.Observer
 	shed      [upstream.NumShedReasons]prometheus.Counter
 	backends  []BackendMetrics
+	streams   prometheus.Gauge
 }
 
 // Request records one request routed to the upstream: the status code the
@@ -64,6 +65,14 @@ func (u *UpstreamMetrics) counter(code int) prometheus.Counter {
 	c := &codeCounter{c: u.requests.WithLabelValues(u.name, label)}
 	slot.Store(c)
 	return c.c
+}
+
+// Stream adds delta to the upstream's open streams (shardgate_streams_open).
+func (u *UpstreamMetrics) Stream(delta int) {
+	if u == nil {
+		return
+	}
+	u.streams.Add(float64(delta))
 }
 
 // QueueWait records how long a request waited in the queue for a slot.

@@ -14,6 +14,12 @@ import (
 // readBufferSize bounds a backend's response header block.
 const readBufferSize = 32 << 10
 
+// minBodyRate is the slowest, in bytes per second, a backend may take a
+// streamed (spooled) request body: its write may take the response timeout
+// plus the body length at this rate. The wait for the response then starts
+// anew.
+const minBodyRate = 1 << 20
+
 func newHostClient(c BackendConfig) *fasthttp.HostClient {
 	// No TCP keep-alive probes: pooled connections live idle_conn_timeout at
 	// most, and the probes would cost three setsockopt calls per dial.
@@ -87,21 +93,36 @@ type cleanTransport struct{}
 
 // RoundTrip implements fasthttp.RoundTripper. It never asks fasthttp to retry.
 func (cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	_, err := roundTrip(hc, req, resp, nil)
+	return false, err
+}
+
+// roundTrip is one exchange. With o nil it reads the whole response; else
+// as o says, returning the Body that continues it, if any (see Options).
+func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, o *Options) (*Body, error) {
+	timeout := hc.ReadTimeout
+	if o != nil && o.Timeout > 0 {
+		timeout = o.Timeout
+	}
 	// Find a connection that is safe to write a request to: freshly
 	// dialled, or pooled with nothing waiting to be read on it.
-	cc, err := hc.AcquireConn(hc.ReadTimeout, false)
+	cc, err := hc.AcquireConn(timeout, false)
 	for err == nil && !clean(cc.Conn()) {
 		hc.CloseConn(cc) // the backend closed it, or sent bytes nobody asked for
-		cc, err = hc.AcquireConn(hc.ReadTimeout, false)
+		cc, err = hc.AcquireConn(timeout, false)
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	conn := cc.Conn()
-	deadline := time.Now().Add(hc.ReadTimeout)
+	deadline := time.Now().Add(timeout)
+	long := req.IsBodyStream() // a spooled body: give its write time, see minBodyRate
+	if n := req.Header.ContentLength(); long && n > 0 {
+		deadline = deadline.Add(time.Duration(n) * time.Second / minBodyRate)
+	}
 	if err := conn.SetDeadline(deadline); err != nil {
 		hc.CloseConn(cc)
-		return false, err
+		return nil, err
 	}
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
@@ -109,24 +130,60 @@ func (cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 		err = bw.Flush()
 	}
 	hc.ReleaseWriter(bw)
+	if err == nil && long {
+		err = conn.SetReadDeadline(time.Now().Add(timeout))
+	}
 	if err != nil {
 		hc.CloseConn(cc)
-		return false, err
+		return nil, err
 	}
 	head := req.Header.IsHead()
 	resp.SkipBody = head
 	br := hc.AcquireReader(conn)
-	err = resp.ReadLimitBody(br, hc.MaxResponseBodySize)
+	keep := true
+	if o == nil {
+		err = resp.ReadLimitBody(br, hc.MaxResponseBodySize)
+	} else {
+		var open bool
+		open, err = readResponse(resp, br, conn, o, timeout)
+		if open && err == nil {
+			c, r := cc, br // captured by value: only this branch allocates
+			return openBody(o, resp.ConnectionClose() || req.ConnectionClose(), func(reuse bool) {
+				hc.ReleaseReader(r)
+				if reuse {
+					hc.ReleaseConn(c)
+				} else {
+					hc.CloseConn(c)
+				}
+			}), nil
+		}
+		keep = o.body.keep
+		o.body = Body{}
+	}
 	leftover := br.Buffered() > 0
 	hc.ReleaseReader(br)
-	if err != nil || leftover || head || resp.ConnectionClose() || req.ConnectionClose() {
+	if err != nil || leftover || head || !keep || resp.ConnectionClose() || req.ConnectionClose() {
 		// A HEAD response may be followed by a body the backend should not
 		// have sent; never reuse a connection that carried one.
 		hc.CloseConn(cc)
-		return false, err
+		return nil, err
 	}
 	hc.ReleaseConn(cc)
-	return false, nil
+	return nil, nil
+}
+
+// openBody moves the body read in place in o to the heap, with release as
+// its way to hand the connection back. closing: the connection may not be
+// reused whatever happens.
+func openBody(o *Options, closing bool, release func(reuse bool)) *Body {
+	b := new(Body)
+	*b = o.body
+	o.body = Body{}
+	if closing {
+		b.keep = false
+	}
+	b.release = release
+	return b
 }
 
 // clean reports whether a connection from the pool may carry a request.

@@ -45,6 +45,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path)
 	if *check {
+		if err == nil {
+			err = config.CheckSpoolDir(cfg.Server.SpoolDir)
+		}
 		return report(*path, err, stdout, stderr)
 	}
 	if err != nil {

@@ -64,6 +64,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 			Ready:     ready.Load(),
 			Listeners: listenerStatus(groups),
 			Upstreams: gw.Snapshot(),
+			Spool:     gw.SpoolStatus(),
 		}
 	}
 	reg.SetSource(snapshot)
