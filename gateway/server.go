@@ -49,6 +49,7 @@ func newFastHTTP(g *Gateway, sc config.Server, log *slog.Logger, lean bool) *fas
 	return &fasthttp.Server{
 		Handler:                      g.Handler,
 		ErrorHandler:                 serverError,
+		ExpectHandler:                g.expect,
 		ReadTimeout:                  sc.ReadTimeout,
 		WriteTimeout:                 sc.WriteTimeout,
 		IdleTimeout:                  sc.IdleTimeout,
@@ -97,6 +98,7 @@ func (s *Server) split(ln net.Listener, fast, lean *connQueue) {
 		if err != nil {
 			return // closed by Shutdown
 		}
+		c = newHeadConn(c)
 		q, srv := fast, s.fast
 		if s.openConns() > leanAbove {
 			q, srv = lean, s.lean
