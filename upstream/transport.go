@@ -115,6 +115,9 @@ func (cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 	}
 	head := req.Header.IsHead()
 	resp.SkipBody = head
+	// Header names reach the client as the backend spelled them (ETag,
+	// not Etag); the gateway's own lookups ignore case.
+	resp.Header.DisableNormalizing()
 	br := hc.AcquireReader(conn)
 	err = resp.ReadLimitBody(br, hc.MaxResponseBodySize)
 	leftover := br.Buffered() > 0
