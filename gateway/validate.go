@@ -163,23 +163,25 @@ func badTarget(h *fasthttp.RequestHeader, _ *limits) bool {
 
 // normalize rewrites what the gateway accepts into the one form it sends:
 // HTTP/1.x above 1.1 as HTTP/1.1, no default Content-Type the client did
-// not send, and no fields the client declared as trailers (they arrive
-// after the body, so a parser that does not expect them could take them
-// for the next request; dropping them is what RFC 9110 6.5.1 allows).
+// not send, and no trailer fields (they arrive after the body; forwarded,
+// they would make the gateway send the body chunked with a trailer section
+// that a backend may take for the next request, and a field in it that
+// arrived after the routing decision could never be checked; RFC 9110
+// 6.5.1 lets a proxy drop them). Fields named as trailers are dropped from
+// the header section too.
 func normalize(h *fasthttp.RequestHeader, s *scratch) {
 	if p := h.Protocol(); p[7] > '1' {
 		h.SetProtocol("HTTP/1.1")
 	}
 	h.SetNoDefaultContentType(true)
 	s.names, s.buf = s.names[:0], s.buf[:0]
-	raw := h.RawHeaders()
-	var f field
-	for len(raw) > 0 {
-		raw = nextField(raw, &f)
-		if eqFold(f.name, "Trailer") {
-			s.addTokens(f.value)
-		}
+	for name := range h.Trailers() {
+		s.addName(name)
 	}
+	if len(s.names) == 0 {
+		return
+	}
+	h.Del("Trailer")
 	for _, name := range s.names {
 		if !protected(name) {
 			h.DelBytes(name)
