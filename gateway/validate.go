@@ -150,8 +150,10 @@ func badMethod(h *fasthttp.RequestHeader, _ *limits) bool { return !isToken(h.Me
 // isConnect: the gateway is no forward proxy and tunnels nothing.
 func isConnect(h *fasthttp.RequestHeader, _ *limits) bool { return h.IsConnect() }
 
-// badTarget reports a request-target with a control byte, space or DEL
-// (fasthttp lets DEL through).
+// badTarget reports a request-target with a control byte, space or DEL.
+// fasthttp 1.78 refuses these itself, as it does control bytes and DEL in
+// values (isFieldValue): the two rules keep the invariant should the
+// parser change.
 func badTarget(h *fasthttp.RequestHeader, _ *limits) bool {
 	for _, c := range h.RequestURI() {
 		if c <= ' ' || c == 0x7f {
