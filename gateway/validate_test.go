@@ -55,3 +55,19 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCheck measures the request checks on the benchmarks' usual
+// request head.
+func BenchmarkCheck(b *testing.B) {
+	var h fasthttp.RequestHeader
+	if err := h.Read(bufio.NewReader(strings.NewReader(benchHead))); err != nil {
+		b.Fatalf("RequestHeader.Read() error = %v", err)
+	}
+	l := &limits{maxHeaderCount: 100, maxURIBytes: 8 << 10, maxBodyBytes: 10 << 20}
+	b.ReportAllocs()
+	for b.Loop() {
+		if l.check(&h) != nil {
+			b.Fatal("check() refused the benchmark request")
+		}
+	}
+}
