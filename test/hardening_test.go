@@ -379,4 +379,14 @@ func TestGunicornNoSmuggling(t *testing.T) {
 	if s := apps[0].stats(t); s.Served != 1 {
 		t.Fatalf("the app served /work %d times after the control request, want 1", s.Served)
 	}
+
+	// gunicorn takes the scheme from X-Forwarded-Proto, -Protocol and -Ssl
+	// of a proxy in forwarded_allow_ips (127.0.0.1, the gateway) and
+	// refuses a request whose three disagree: a client's -Ssl must not
+	// reach it next to the gateway's X-Forwarded-Proto: http.
+	out := exchange(t, g.Addr, "GET /work?ms=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"+
+		"x-forwarded-ssl: on\r\nX-Forwarded-Protocol: ssl\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+		t.Fatalf("GET /work with a client's X-Forwarded-Ssl = %q, want 200 from the app", firstLine(out))
+	}
 }
