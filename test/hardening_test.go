@@ -390,3 +390,37 @@ func TestGunicornNoSmuggling(t *testing.T) {
 		t.Fatalf("GET /work with a client's X-Forwarded-Ssl = %q, want 200 from the app", firstLine(out))
 	}
 }
+
+// Slowloris: a client that keeps trickling header bytes is still cut at
+// read_timeout (the deadline covers the whole request, it is not renewed
+// by each byte), and never reaches the backend.
+func TestSlowlorisTrickleCut(t *testing.T) {
+	be := NewRawBackend(t, "")
+	g := StartGateway(t, hardeningConfig(be.Addr()))
+	conn, br := DialRaw(t, g.Addr)
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		head := "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Slow: 1\r\n", 100)
+		for i := range len(head) {
+			if _, err := io.WriteString(conn, head[i:i+1]); err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	out, _ := io.ReadAll(br) // until the gateway closes
+	took := time.Since(start)
+	conn.Close()
+	<-done
+	if took > 3*time.Second {
+		t.Fatalf("a trickling client kept its connection %v, want about read_timeout (1s)", took)
+	}
+	if len(out) > 0 && !strings.HasPrefix(string(out), "HTTP/1.1 408 ") {
+		t.Fatalf("trickling client got %q, want 408 or a closed connection", firstLine(string(out)))
+	}
+	if n := len(be.Heads()); n != 0 {
+		t.Fatalf("backend got %d requests, want 0", n)
+	}
+}
