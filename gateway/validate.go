@@ -257,10 +257,15 @@ func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, s *scratch, start time.Time, 
 // Content-Length is over max_body_bytes included, gets its answer at once
 // instead of 100 Continue. fasthttp then closes the connection.
 func (g *Gateway) expect(ctx *fasthttp.RequestCtx) int {
+	start := time.Now()
 	r := g.state.Load().limits.check(&ctx.Request.Header)
 	if r == nil {
 		return fasthttp.StatusContinue
 	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	s.conn = ctx.Conn()
 	reply(ctx, r.status, r.text, "")
+	g.logAccess(ctx, s, start, nil, nil, 0, 0, "")
 	return r.status
 }

@@ -228,7 +228,7 @@ func TestResponseHeaderNamesKeepCase(t *testing.T) {
 // gets 100 Continue and reaches the backend.
 func TestExpectContinueOverLimit(t *testing.T) {
 	be := NewRawBackend(t, "")
-	g := StartGateway(t, hardeningConfig(be.Addr()))
+	g := StartGateway(t, hardeningConfig(be.Addr())+"log: {access_log: stderr}\n")
 
 	conn, br := DialRaw(t, g.Addr)
 	io.WriteString(conn, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 15000000\r\nExpect: 100-continue\r\n\r\n")
@@ -241,6 +241,8 @@ func TestExpectContinueOverLimit(t *testing.T) {
 		t.Fatalf("answer to a 15 MB upload = %d %q close=%v, want 413 at once and a closed connection",
 			resp.StatusCode, body, resp.Close)
 	}
+
+	g.WaitForLog(t, `"path":"/up","status":413`, 5*time.Second) // refused, and logged
 
 	conn, br = DialRaw(t, g.Addr)
 	io.WriteString(conn, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
