@@ -28,7 +28,9 @@ var errBareLF = errors.New("gateway: header block ends in a bare LF")
 // (rearm), and stops at the first end of a head: body bytes are never
 // looked at. A request pipelined behind another in bytes fasthttp has
 // already buffered is not watched; with a bare-LF head it waits for
-// read_timeout as before.
+// read_timeout as before. Bytes that arrive after the rearm but do not
+// start with a request line (the rest of a pipelined request) end the
+// watch at once.
 //
 // Only the connection's serving goroutine uses a headConn.
 type headConn struct {
@@ -38,6 +40,12 @@ type headConn struct {
 	state    uint8 // where the scan is: see scan
 	crlf     bool  // the last line ended in CRLF
 	prevCR   bool  // the last byte scanned was CR
+
+	// The end of the request line so far, to tell a request line from
+	// bytes that are not one.
+	tail    [len("HTTP/1.1\r")]byte
+	tailN   int // bytes in tail
+	lineLen int // bytes in the request line so far
 }
 
 // shardConn is a client connection that knows its listener shard.
@@ -48,7 +56,7 @@ func newHeadConn(c net.Conn) *headConn { return &headConn{Conn: c, watching: tru
 // rearm starts watching for the next request's head, if c is a headConn.
 func rearm(c net.Conn) {
 	if hc, ok := c.(*headConn); ok {
-		hc.watching, hc.bad, hc.state, hc.crlf, hc.prevCR = true, false, midLine, false, false
+		*hc = headConn{Conn: hc.Conn, watching: true}
 	}
 }
 
@@ -65,15 +73,42 @@ func (c *headConn) Read(p []byte) (int, error) {
 }
 
 const (
-	midLine   uint8 = iota // inside a line
+	reqLine   uint8 = iota // in the request line, or the empty lines before it
+	midLine                // inside a header line
 	lineStart              // just after a LF
 	startCR                // a CR at the start of a line
 )
 
-// scan follows b through the head until the empty line that ends it.
+// scan follows b through the head until the empty line that ends it. The
+// watch stops without a verdict when the first line does not end in an
+// HTTP version: those are not the first bytes of a request (a pipelined
+// request's body after the handler rearmed the watch), and fasthttp
+// answers a request line without a version itself.
 func (c *headConn) scan(b []byte) {
 	for len(b) > 0 {
 		switch c.state {
+		case reqLine:
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				c.keep(b)
+				return
+			}
+			c.keep(b[:i])
+			b = b[i+1:]
+			t := c.tail[:c.tailN]
+			c.crlf = len(t) > 0 && t[len(t)-1] == '\r'
+			if c.crlf {
+				t = t[:len(t)-1]
+			}
+			switch {
+			case len(t) == 0 && c.lineLen <= 1: // an empty line before the request
+			case !isVersionEnd(t):
+				c.watching = false
+				return
+			default:
+				c.state = lineStart
+			}
+			c.tailN, c.lineLen = 0, 0
 		case midLine:
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
@@ -102,6 +137,26 @@ func (c *headConn) scan(b []byte) {
 		}
 	}
 }
+
+// keep adds b to the request line seen so far.
+func (c *headConn) keep(b []byte) {
+	c.lineLen += len(b)
+	if len(b) >= len(c.tail) {
+		c.tailN = copy(c.tail[:], b[len(b)-len(c.tail):])
+		return
+	}
+	n := min(c.tailN, len(c.tail)-len(b))
+	copy(c.tail[:], c.tail[c.tailN-n:c.tailN])
+	c.tailN = n + copy(c.tail[n:], b)
+}
+
+// isVersionEnd reports whether line ends in "HTTP/d.d".
+func isVersionEnd(line []byte) bool {
+	n := len(line)
+	return n >= 8 && string(line[n-8:n-3]) == "HTTP/" && isDigit(line[n-3]) && line[n-2] == '.' && isDigit(line[n-1])
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // end stops the watch at the end of a head; clean is whether it ended in
 // CRLF CRLF.

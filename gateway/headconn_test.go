@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -47,6 +48,10 @@ func TestHeadConn(t *testing.T) {
 		{"bare LF then CRLF", "GET / HTTP/1.1\r\nHost: x\n\r\n", true},
 		{"CRLF then bare LF", "GET / HTTP/1.1\r\nHost: x\r\n\n", true},
 		{"bare LF in the request line only", "GET / HTTP/1.1\nHost: x\r\n\r\n", false},
+		{"bare-LF empty lines before the request", "\n\nGET / HTTP/1.1\nHost: x\n\n", true},
+		{"a long request line", "GET /" + strings.Repeat("a", 3000) + " HTTP/1.1\nHost: x\n\n", true},
+		{"not a request line: a body", "some text\n\nmore text\n", false},
+		{"HTTP/0.9", "GET /\n\n", false},
 	}
 	for _, tt := range tests {
 		for _, n := range []int{1, 2, 3, 1000} {
@@ -79,5 +84,19 @@ func TestHeadConnRearm(t *testing.T) {
 	}
 	if _, err := c.Read(buf); !errors.Is(err, errBareLF) {
 		t.Fatalf("Read() after a bare-LF head error = %v, want errBareLF", err)
+	}
+}
+
+// TestHeadConnPipelinedBody: after a rearm, body bytes of a pipelined
+// request are not taken for a head, even with empty lines in them.
+func TestHeadConnPipelinedBody(t *testing.T) {
+	c := newHeadConn(&scriptConn{chunks: []string{"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n", "ab\n\ncd\n\n", "e"}})
+	buf := make([]byte, 100)
+	c.Read(buf)
+	rearm(c) // the handler of an earlier request ran
+	for i := range 2 {
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("Read() %d of the body error = %v", i, err)
+		}
 	}
 }
