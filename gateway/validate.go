@@ -15,11 +15,12 @@ import (
 // codings other than chunked and identity, duplicate Host; test/ pins each
 // of those, so a parser upgrade that lets one through fails the tests.
 // What it accepts but gunicorn, or any other parser behind the gateway,
-// could read differently is refused here, before routing, with a 4xx and a closed
-// connection. What is accepted is forwarded in one canonical form: the
-// gateway re-serialises the request line and every header line with CRLF,
-// frames the body itself (Content-Length, or chunked only when trailers
-// are kept, which they never are) and sends HTTP/1.0 or HTTP/1.1.
+// could read differently is refused here, before routing, with a 4xx (or
+// 501/505) and a closed connection. What is accepted is forwarded in one
+// canonical form: fasthttp's client writes the request line and every
+// header line anew with CRLF, the body framed by Content-Length (normalize
+// removes the trailers that would make it send chunked), as HTTP/1.0 or
+// HTTP/1.1.
 
 // limits are the request limits the checks enforce, from config.Server;
 // a zero limit is not enforced.
