@@ -94,6 +94,8 @@ var refusedCases = []struct {
 	{"Host with a path", "GET / HTTP/1.1\r\nHost: x/admin\r\n\r\n", "400", ""},
 	{"Host with a space", "GET / HTTP/1.1\r\nHost: x y\r\n\r\n", "400", ""},
 	{"Expect other than 100-continue", "POST / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 2\r\n\r\nab", "417", "unsupported expectation"},
+	{"150 header fields behind Expect: 100-continue", "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n" + manyFields(150) + "\r\n", "431", "too many header fields"},
+	{"obs-fold behind Expect: 100-continue", "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\nX-A: 1\r\n 2\r\n\r\n", "400", "obs-fold in header"},
 	{"Expect list", "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, foo\r\nContent-Length: 2\r\n\r\nab", "417", "unsupported expectation"},
 }
 
