@@ -84,6 +84,15 @@ type Server struct {
 	// MaxBodyBytes is the largest request body accepted, in bytes (YAML key
 	// max_body_bytes, a size). Default 10 MiB; must be > 0.
 	MaxBodyBytes int
+	// MaxHeaderCount is the most header fields a request may carry (YAML
+	// key max_header_count); one more is refused with 431. Default 100;
+	// must be between 1 and 10000.
+	MaxHeaderCount int
+	// MaxURIBytes is the longest request-target accepted, in bytes (YAML
+	// key max_uri_bytes, a size); a longer one is refused with 414. Default
+	// 8 KiB; must be between 256 B and 1 MiB. The request line must also
+	// fit in max_header_bytes, so a target longer than that gets 431.
+	MaxURIBytes int
 	// TrustedProxies are the client networks whose X-Forwarded-For is kept
 	// and appended to (YAML key trusted_proxies: CIDRs or bare IPs; a bare
 	// IP becomes a /32 or /128). Prefixes are stored masked. Default empty:
@@ -266,6 +275,8 @@ func defaultConfig() *Config {
 			MaxHeaderBytes:  16 << 10,
 			MaxBodyBytes:    10 << 20,
 			Bodies:          defaultBodies(),
+			MaxHeaderCount:  100,
+			MaxURIBytes:     8 << 10,
 		},
 		Log:       Log{Format: "text", Level: "info", AccessLogBuffer: defaultAccessLogBuffer},
 		Upstreams: map[string]*Upstream{},

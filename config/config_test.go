@@ -43,6 +43,8 @@ func TestParseDefaults(t *testing.T) {
 			MaxBodyBytes:    10485760,
 			Bodies: Bodies{HeaderTimeout: 10 * time.Second, MinRate: 1024, ResponseBufferBytes: 65536,
 				RequestBufferBytes: 65536, SpoolDir: defaultBodies().SpoolDir, MaxSpoolBytes: 1 << 30},
+			MaxHeaderCount:  100,
+			MaxURIBytes:     8192,
 		},
 		Log: Log{Format: "text", Level: "info", AccessLog: "", AccessLogBuffer: 4096},
 		Upstreams: map[string]*Upstream{"app": {
@@ -79,6 +81,8 @@ server:
   shutdown_timeout: 10s
   max_header_bytes: 1KiB
   max_body_bytes: 2MB
+  max_header_count: 50
+  max_uri_bytes: 2KiB
   trusted_proxies: [10.1.2.3/8, 192.168.0.1, "::1", "::ffff:172.16.0.1", "fd00::/8"]
 log:
   format: json
@@ -140,6 +144,8 @@ func TestParseValues(t *testing.T) {
 		{"Server.ShutdownTimeout", c.Server.ShutdownTimeout, 10 * time.Second},
 		{"Server.MaxHeaderBytes", c.Server.MaxHeaderBytes, 1024},
 		{"Server.MaxBodyBytes", c.Server.MaxBodyBytes, 2000000},
+		{"Server.MaxHeaderCount", c.Server.MaxHeaderCount, 50},
+		{"Server.MaxURIBytes", c.Server.MaxURIBytes, 2048},
 		{"Server.TrustedProxies", c.Server.TrustedProxies, []netip.Prefix{
 			netip.MustParsePrefix("10.0.0.0/8"),
 			netip.MustParsePrefix("192.168.0.1/32"),

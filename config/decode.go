@@ -119,6 +119,8 @@ func (d *decoder) server(path string, n *yaml.Node, s *Server) {
 		"shutdown_timeout": d.duration(&s.ShutdownTimeout, positive),
 		"max_header_bytes": d.size(&s.MaxHeaderBytes, headerBytes),
 		"max_body_bytes":   d.size(&s.MaxBodyBytes, positive),
+		"max_header_count": d.integer(&s.MaxHeaderCount, between(1, 10000)),
+		"max_uri_bytes":    d.size(&s.MaxURIBytes, uriBytes),
 		"trusted_proxies":  func(p string, v *yaml.Node) { s.TrustedProxies = d.prefixes(p, v) },
 
 		"header_timeout":        d.duration(&s.HeaderTimeout, positive),

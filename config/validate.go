@@ -53,6 +53,13 @@ func headerBytes(v int) string {
 	return ""
 }
 
+func uriBytes(v int) string {
+	if v < 256 || v > 1<<20 {
+		return "must be between 256B and 1MiB"
+	}
+	return ""
+}
+
 func oneOf(allowed ...string) func(string) string {
 	return func(v string) string {
 		if !slices.Contains(allowed, v) {

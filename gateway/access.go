@@ -6,7 +6,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"shardgate/accesslog"
-	"shardgate/listener"
 	"shardgate/upstream"
 )
 
@@ -29,7 +28,7 @@ func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, s *scratch, start time.Tim
 		Shed:        shed,
 		Shard:       -1,
 	}
-	if c, ok := s.conn.(*listener.Conn); ok {
+	if c, ok := s.conn.(shardConn); ok {
 		e.Shard = c.Shard()
 	}
 	if s.conn != nil {

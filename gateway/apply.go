@@ -68,7 +68,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		ups[name] = us
 	}
 
-	st := &state{trusted: cfg.Server.TrustedProxies}
+	st := &state{trusted: cfg.Server.TrustedProxies, limits: newLimits(cfg.Server)}
 	for _, name := range cfg.UpstreamNames {
 		st.upstreams = append(st.upstreams, ups[name])
 	}

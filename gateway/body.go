@@ -220,7 +220,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState,
 			BackendTime: took,
 			Shard:       -1,
 		}
-		if c, ok := s.conn.(*listener.Conn); ok {
+		if c, ok := s.conn.(shardConn); ok {
 			rb.entry.Shard = c.Shard()
 		}
 		if s.conn != nil {

@@ -44,7 +44,8 @@ const statusClientGone = 499
 
 // serverError answers requests fasthttp could not read: 431 for an
 // oversized header block, 413 for an oversized body, 408 for a client too
-// slow to send its request, 400 for anything malformed. fasthttp closes the
+// slow to send its request, 400 for anything malformed (a head ended by a
+// bare LF included, see headConn). fasthttp closes the
 // connection afterwards.
 func serverError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
@@ -52,6 +53,8 @@ func serverError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.As(err, &small):
 		reply(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request header too large", "")
+	case errors.Is(err, errBareLF):
+		reply(ctx, fasthttp.StatusBadRequest, "bare LF in header", "")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		reply(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", "")
 	case errors.As(err, &ne) && ne.Timeout():

@@ -18,7 +18,6 @@ import (
 
 	"shardgate/accesslog"
 	"shardgate/config"
-	"shardgate/listener"
 	"shardgate/metrics"
 	"shardgate/upstream"
 )
@@ -44,6 +43,7 @@ type state struct {
 	router    router
 	upstreams []*upstreamState
 	trusted   []netip.Prefix
+	limits    limits
 }
 
 // Gateway is the request handler and its reloadable state. Safe for
@@ -92,6 +92,7 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 	s.conn = ctx.Conn()
+	rearm(s.conn)
 	defer g.recoverPanic(ctx)
 	h := &ctx.Request.Header
 	// The client connection closes after this response if the client asked,
@@ -102,6 +103,11 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 	}
 
 	st := g.state.Load()
+	if r := st.limits.check(h); r != nil {
+		g.refuse(ctx, s, start, r)
+		return
+	}
+	normalize(h, s)
 	s.host = normalizeHost(s.host, h.Host())
 	u := st.router.match(s.host, routePath(h.RequestURI(), &s.uri))
 	if u == nil {
@@ -210,7 +216,7 @@ func (g *Gateway) shed(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, s
 // exchangerFor returns the worker pool of the listener shard that accepted
 // c, so that shards share no channel.
 func (g *Gateway) exchangerFor(c net.Conn) *exchanger {
-	if lc, ok := c.(*listener.Conn); ok {
+	if lc, ok := c.(shardConn); ok {
 		return g.exchangers[lc.Shard()%len(g.exchangers)]
 	}
 	return g.exchangers[0]

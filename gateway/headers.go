@@ -83,8 +83,7 @@ func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.
 		s.xff = append(s.xff, ", "...)
 	} else {
 		s.xff = s.xff[:0]
-		h.Del("Forwarded")
-		h.Del("X-Real-Ip")
+		dropForwarding(h, s)
 	}
 	if peer.IsValid() {
 		s.xff = peer.AppendTo(s.xff)
@@ -113,7 +112,9 @@ func hopIndex(name []byte) int {
 }
 
 // rewriteResponse drops the backend's hop-by-hop headers. The gateway
-// decides about the client connection itself.
+// decides about the client connection itself. Response header names keep
+// the backend's spelling (see upstream's transport), so every name is
+// matched ignoring case and deleted as spelled.
 func rewriteResponse(h *fasthttp.ResponseHeader, s *scratch) {
 	s.names, s.buf = s.names[:0], s.buf[:0]
 	for k, v := range h.All() {
@@ -121,15 +122,26 @@ func rewriteResponse(h *fasthttp.ResponseHeader, s *scratch) {
 			s.addTokens(v)
 		}
 	}
-	for _, name := range s.names {
-		if !protected(name) {
-			h.DelBytes(name)
+	listed := len(s.names)
+	for k := range h.All() {
+		if hopIndex(k) >= 0 || listedIn(s.names[:listed], k) && !protected(k) {
+			s.addName(k)
 		}
 	}
-	for _, name := range hopHeaders {
-		h.Del(name)
+	for _, name := range s.names[listed:] {
+		h.DelBytes(name)
 	}
 	h.ResetConnectionClose()
+}
+
+// listedIn reports whether names holds name, ignoring case.
+func listedIn(names [][]byte, name []byte) bool {
+	for _, n := range names {
+		if bytes.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // addTokens records the header names listed in a Connection value.

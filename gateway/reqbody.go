@@ -39,10 +39,12 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamStat
 	}
 	if cl >= 0 && cl <= prefetched {
 		req.Body() // all of it arrived with the header
+		dropTrailers(&req.Header, s)
 		req.Header.SetContentLength(len(req.Body()))
 		return true
 	}
 	n, f, err := g.receive(ctx, s, cfg)
+	dropTrailers(&req.Header, s)
 	switch {
 	case err != nil:
 		return g.bodyFailed(ctx, s, u, start, err)

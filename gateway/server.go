@@ -44,9 +44,10 @@ func newFastHTTP(g *Gateway, sc config.Server, log *slog.Logger, lean bool) *fas
 		readTimeout = sc.ReadTimeout // the whole request, as below
 	}
 	return &fasthttp.Server{
-		Handler:      g.Handler,
-		ErrorHandler: serverError,
-		ReadTimeout:  readTimeout,
+		Handler:       g.Handler,
+		ErrorHandler:  serverError,
+		ExpectHandler: g.expect,
+		ReadTimeout:   readTimeout,
 		// Request bodies reach the handler as streams, which readBody spools
 		// in bounded memory; but fasthttp then keeps a connection's read
 		// buffer while it is idle, so the lean server reads bodies whole

@@ -24,6 +24,7 @@ func (s *Server) split(ln net.Listener, fast, lean *connQueue) {
 		if err != nil {
 			return // closed by Shutdown
 		}
+		c = newHeadConn(c)
 		q, srv := fast, s.fast
 		if s.openConns() > leanAbove {
 			q, srv = lean, s.lean

@@ -4,7 +4,9 @@
 # 1. installs the Debian packages the end-to-end tests drive when missing
 #    (gunicorn, python3-flask, curl, chromium);
 # 2. go vet;
-# 3. every unit package under the race detector;
+# 3. every unit package under the race detector, then each gateway fuzz
+#    target for a bounded number of runs (go test fuzzes one target per invocation;
+#    the seed corpus is gateway/testdata/fuzz);
 # 4. the end-to-end package alone (-p 1): it builds the real binary and
 #    drives it with curl, net/http, gunicorn + Flask and Chromium, and its
 #    overload tests measure what the machine's cores can serve, so they must
@@ -15,4 +17,10 @@ cd "$(dirname "$0")/.."
 ./scripts/test-deps.sh
 go vet ./...
 go test -race -count=1 -timeout 8m $(go list ./... | grep -v '/test$')
+# A count, not a duration: Go 1.26's fuzz coordinator can fail a run whose
+# -fuzztime deadline passes while a worker is busy (go.dev/issue/75804).
+# Each count is a few seconds on 2 cores.
+for run in FuzzRequestPath=500x FuzzRewriteRequest=20000x FuzzRoutePath=30000x; do
+	go test -run='^$' -fuzz="^${run%=*}\$" -fuzztime="${run#*=}" ./gateway/
+done
 go test -count=1 -p 1 -timeout 8m ./test/

@@ -3,6 +3,7 @@ package upstream
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -33,8 +34,9 @@ type Options struct {
 
 // Errors a Body reports.
 var (
-	errChunk     = errors.New("upstream: malformed chunked body")
-	errBodyTrunc = errors.New("upstream: body ended early")
+	errChunk = errors.New("upstream: malformed chunked body")
+	// errBodyTrunc is a reset (Classify): the backend closed mid-body.
+	errBodyTrunc = fmt.Errorf("upstream: body ended early: %w", io.ErrUnexpectedEOF)
 )
 
 // Body is the rest of a backend response body, read from the backend

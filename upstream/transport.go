@@ -139,6 +139,9 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 	}
 	head := req.Header.IsHead()
 	resp.SkipBody = head
+	// Header names reach the client as the backend spelled them (ETag,
+	// not Etag); the gateway's own lookups ignore case.
+	resp.Header.DisableNormalizing()
 	br := hc.AcquireReader(conn)
 	keep := true
 	if o == nil {
