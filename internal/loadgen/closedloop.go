@@ -40,7 +40,10 @@ func (c *ClosedLoop) Run(ctx context.Context) ([]Result, error) {
 	if _, _, err := rawRequest(c.URL); err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: c.Clients, DisableCompression: true}
+	// MaxConnsPerHost: a client whose connection is not back in the pool yet
+	// waits for it rather than dialling another, so the load is Clients
+	// connections exactly.
+	tr := &http.Transport{MaxIdleConnsPerHost: c.Clients, MaxConnsPerHost: c.Clients, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: cmp0(c.Timeout, 10*time.Second)}
 	var end time.Time
