@@ -42,15 +42,21 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		access = w
 		reg.SetAccessLogDropped(w.Dropped)
 	}
-	gw, err := gateway.New(cfg, reg, access, log)
-	if err != nil {
-		return err
-	}
 	inherited, err := inheritedSockets(cfg.Listen, log)
 	if err != nil {
 		return err
 	}
 	defer closeInherited(inherited) // whatever the config no longer listens on
+	seg, shared, err := joinSlots(inherited, log)
+	if err != nil {
+		return err
+	}
+	defer seg.Close()
+	defer shared.Close() // after the drain: what is still held is returned after its hold
+	gw, err := gateway.New(cfg, reg, access, log, gateway.WithShared(shared))
+	if err != nil {
+		return err
+	}
 	groups, err := listen(cfg.Listen, inherited)
 	if err != nil {
 		return err
@@ -98,7 +104,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 	takeOver(log)
 
-	up := &upgrader{groups: groups, admin: adminLn, log: log}
+	up := &upgrader{groups: groups, admin: adminLn, slots: seg.File(), log: log}
 	waitForStop(cfg, path, gw, reg, log, h, up)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)

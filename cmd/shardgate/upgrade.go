@@ -28,6 +28,7 @@ const adminName = "admin"
 type upgrader struct {
 	groups []*listener.Group
 	admin  net.Listener // nil when off
+	slots  *os.File     // the shared slot segment
 	log    *slog.Logger
 }
 
@@ -60,6 +61,13 @@ func (u *upgrader) spawn() (int, error) {
 			return 0, fmt.Errorf("duplicating the admin listener: %w", err)
 		}
 		named[adminName] = []*os.File{f}
+	}
+	if u.slots != nil {
+		f, err := dupFile(u.slots)
+		if err != nil {
+			return 0, err
+		}
+		named[slotsName] = []*os.File{f}
 	}
 	env, files := listener.Export(named)
 	cmd := exec.Command(exe, os.Args[1:]...)
