@@ -45,7 +45,9 @@ type Shared struct {
 	mu    sync.Mutex
 	pools []*Pool
 
-	yielded atomic.Bool // a pool left a slot to another process since the last loop
+	// yieldAt is when a pool of this process first left a slot to another
+	// process since the loop last took such slots back (Unix ns; 0 = none).
+	yieldAt atomic.Int64
 	started atomic.Bool
 	stop    chan struct{}
 	done    chan struct{}
@@ -132,8 +134,8 @@ func (p *Pool) yieldLocked() bool {
 	} else {
 		yield = t < p.q.head.enqueued.UnixNano()-int64(crossTolerance)
 	}
-	if yield {
-		sh.s.yielded.Store(true)
+	if yield && sh.s.yieldAt.CompareAndSwap(0, time.Now().UnixNano()) {
+		sh.s.proc.Wake(sh.s.proc.Index()) // the loop shortens its wait to yieldGrace
 	}
 	return yield
 }
@@ -163,26 +165,29 @@ func (s *Shared) Start() {
 func (s *Shared) run() {
 	defer close(s.done)
 	seq := s.proc.WakeSeq()
-	timeout := reapInterval
 	lastReap := time.Now()
 	for {
-		woken := s.proc.Wait(seq, timeout)
+		timeout := reapInterval
+		if at := s.yieldAt.Load(); at != 0 {
+			timeout = max(0, time.Duration(at+int64(yieldGrace)-time.Now().UnixNano()))
+		}
+		s.proc.Wait(seq, timeout)
 		select {
 		case <-s.stop:
 			return
 		default:
 		}
 		seq = s.proc.WakeSeq() // before looking: a wake from now on is seen
-		yielded := s.yielded.Swap(false)
-		s.dispatchAll(yielded && !woken)
+		force := false
+		if at := s.yieldAt.Load(); at != 0 && time.Now().UnixNano() >= at+int64(yieldGrace) &&
+			s.yieldAt.CompareAndSwap(at, 0) {
+			force = true // what was left to others and is still free is ours
+		}
+		s.dispatchAll(force)
 		if time.Since(lastReap) >= reapInterval {
 			lastReap = time.Now()
 			s.proc.Reap()
 			s.dispatchAll(false) // returned slots go to waiters
-		}
-		timeout = reapInterval
-		if s.yielded.Load() {
-			timeout = yieldGrace
 		}
 	}
 }

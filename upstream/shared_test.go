@@ -192,3 +192,29 @@ func TestSharedFIFOAcrossProcesses(t *testing.T) {
 	}
 	holder.Release(held)
 }
+
+// Rule 8: a slot left to an older waiter of another process that cannot
+// use it (its backend is down there) goes to this process's own waiter
+// after yieldGrace instead of idling while both wait.
+func TestSharedSlotLeftToOtherProcessIsTakenBack(t *testing.T) {
+	procs := sharedProcs(t, 2)
+	a, b := sharedPool(t, procs[0], 0, 0, 1), sharedPool(t, procs[1], 0, 0, 1)
+	held := mustAcquire(t, b)
+	old := make(chan grant, 1)
+	queuedAcquire(t, a, 1, old)
+	time.Sleep(4 * crossTolerance) // ages, not synchronisation
+	a.Backends()[0].SetUp(false)   // a's older waiter can no longer use the slot
+	young := make(chan grant, 1)
+	queuedAcquire(t, b, 2, young)
+	start := time.Now()
+	b.Release(held)
+	g := nextGrant(t, young)
+	t.Logf("slot taken back after %v", time.Since(start))
+	b.Release(g.b)
+	a.Backends()[0].SetUp(true)
+	a.mu.Lock()
+	a.dispatchLocked()
+	a.mu.Unlock()
+	g = nextGrant(t, old)
+	a.Release(g.b)
+}
