@@ -42,7 +42,8 @@ func TestParseDefaults(t *testing.T) {
 			MaxHeaderBytes:  16384,
 			MaxBodyBytes:    10485760,
 		},
-		Log: Log{Format: "text", Level: "info", AccessLog: "", AccessLogBuffer: 4096},
+		Log:       Log{Format: "text", Level: "info", AccessLog: "", AccessLogBuffer: 4096},
+		Processes: 1,
 		Upstreams: map[string]*Upstream{"app": {
 			Name:            "app",
 			Balancer:        "least_inflight",

@@ -13,6 +13,8 @@ type Snapshot struct {
 	Ready     bool             `json:"ready"`
 	Listeners []ListenerStatus `json:"listeners"`
 	Upstreams []UpstreamStatus `json:"upstreams"`
+	// Processes is the per-process view with `processes: N` (process.go).
+	Processes []ProcessStatus `json:"processes,omitempty"`
 }
 
 // ListenerStatus describes one configured listen address and its shards.

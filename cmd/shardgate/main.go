@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path)
 	if *check {
+		warn(*path, cfg, err, stderr)
 		return report(*path, err, stdout, stderr)
 	}
 	if err != nil {
@@ -52,6 +53,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, cfg.Log, *logFormat)
+	if isWorker() {
+		log = log.With("worker", os.Getenv(envWorker))
+	}
+	if supervising(cfg) {
+		return supervise(cfg, *path, log)
+	}
 	if err := serve(cfg, *path, log, nil); err != nil {
 		log.Error("shardgate stopped", "error", err)
 		return 1

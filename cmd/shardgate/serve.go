@@ -98,7 +98,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	for i, g := range groups {
 		addrs[i] = g.Addr().String()
 	}
-	log.Info("ready", "listen", strings.Join(addrs, ","), "admin", adminAddr, "version", buildVersion())
+	log.Info(readyMessage(), "listen", strings.Join(addrs, ","), "admin", adminAddr, "version", buildVersion())
 	if h != nil && h.ready != nil {
 		go h.ready(addrs, gw)
 	}

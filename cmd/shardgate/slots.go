@@ -15,24 +15,29 @@ import (
 // to the listening sockets (listener.Export).
 const slotsName = "slots"
 
-// joinSlots maps the shared slot segment this process was handed (by the
-// process it replaces in an upgrade, or by its supervisor), or creates one,
-// and joins it. Every gateway process counts its slots there, so that the
-// processes of one instance never admit more than a limit between them.
-func joinSlots(inherited map[string][]*os.File, log *slog.Logger) (*shm.Segment, *upstream.Shared, error) {
-	var seg *shm.Segment
-	var err error
+// openSlots maps the shared slot segment this process was handed (by the
+// process it replaces in an upgrade, or by its supervisor), or creates one.
+func openSlots(inherited map[string][]*os.File) (*shm.Segment, error) {
 	files := inherited[slotsName]
-	if len(files) > 0 {
-		delete(inherited, slotsName)
-		seg, err = shm.Open(files[0])
-		for _, f := range files {
-			f.Close()
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("inherited slot segment: %w", err)
-		}
-	} else if seg, err = shm.Create(); err != nil {
+	if len(files) == 0 {
+		return shm.Create()
+	}
+	delete(inherited, slotsName)
+	defer closeInherited(map[string][]*os.File{slotsName: files})
+	seg, err := shm.Open(files[0])
+	if err != nil {
+		return nil, fmt.Errorf("inherited slot segment: %w", err)
+	}
+	return seg, nil
+}
+
+// joinSlots opens the slot segment (openSlots) and joins it. Every gateway
+// process counts its slots there, so that the processes of one instance
+// never admit more than a limit between them.
+func joinSlots(inherited map[string][]*os.File, log *slog.Logger) (*shm.Segment, *upstream.Shared, error) {
+	_, handed := inherited[slotsName]
+	seg, err := openSlots(inherited)
+	if err != nil {
 		return nil, nil, err
 	}
 	proc, err := seg.Join()
@@ -40,7 +45,7 @@ func joinSlots(inherited map[string][]*os.File, log *slog.Logger) (*shm.Segment,
 		seg.Close()
 		return nil, nil, err
 	}
-	log.Debug("slot segment joined", "process", proc.Index(), "inherited", len(files) > 0)
+	log.Debug("slot segment joined", "process", proc.Index(), "inherited", handed)
 	sh := upstream.NewShared(proc)
 	sh.Start()
 	return seg, sh, nil
