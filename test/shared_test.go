@@ -6,8 +6,11 @@ package test
 // at once than the limit.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -165,5 +168,135 @@ func stopPid(t *testing.T, pid int) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond) // polling its exit
+	}
+}
+
+// TestProcessesKeepLimits: `processes: 2` under open-loop overload. Both
+// workers draw from the same slots, so each gunicorn (8 workers) runs at
+// most, and under overload exactly, its max_inflight of 4; the merged
+// /metrics count every request once.
+func TestProcessesKeepLimits(t *testing.T) {
+	apps := startWideGunicorns(t, 2)
+	g := StartGateway(t, sharedConfig("processes: 2\n", apps))
+	rs := <-overload(t, g.URL+"/work?ms=50", 240, 6*time.Second)
+	counts := checkOutcomes(t, rs, "200", "503")
+	served := checkSharedLimits(t, apps)
+	t.Logf("processes: 2, %d requests: %v; backends served %d", len(rs), counts, served)
+	if served != counts["200"] {
+		t.Errorf("backends served %d, clients got %d answers 200; want equal", served, counts["200"])
+	}
+	waitGatewayIdle(t, g)
+	m := parseMetrics(t, g.Metrics(t))
+	checkMetric(t, m, "shardgate_requests_total", map[string]string{"upstream": "app", "code": "200"}, counts["200"])
+	checkMetric(t, m, "shardgate_requests_total", map[string]string{"upstream": "app", "code": "503"}, counts["503"])
+	st := gatewayStatus(t, g)
+	if len(st.Processes) != 2 || st.Processes[0].Pid == 0 || st.Processes[1].Pid == 0 {
+		t.Errorf("/status processes = %+v, want 2 running workers", st.Processes)
+	}
+}
+
+// status is the part of /status these tests read.
+type status struct {
+	Upstreams []struct {
+		Inflight int64 `json:"inflight"`
+	} `json:"upstreams"`
+	Processes []struct {
+		Worker   int   `json:"worker"`
+		Pid      int   `json:"pid"`
+		Restarts int   `json:"restarts"`
+		Held     int64 `json:"held_slots"`
+		Queue    int   `json:"queue_length"`
+	} `json:"processes"`
+}
+
+func gatewayStatus(t *testing.T, g *Gateway) status {
+	t.Helper()
+	code, body := get(t, g.AdminURL+"/status?format=json")
+	var st status
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+		t.Fatalf("GET /status = %d, %v: %s", code, err, body)
+	}
+	return st
+}
+
+// TestProcessesWorkerKilled: kill -9 of one of two workers while both hold
+// slots. The supervisor restarts it within a second; the requests it held
+// (at the backend or queued) fail and no other does; its slots stay taken
+// for response_timeout (the backend may still run them) and then return;
+// the backend never runs more than its limit; the gauges end at 0.
+func TestProcessesWorkerKilled(t *testing.T) {
+	apps := startWideGunicorns(t, 1)
+	cfg := strings.Replace(sharedConfig("processes: 2\n", apps), "response_timeout: 3s", "response_timeout: 2s", 1)
+	cfg = strings.Replace(cfg, "timeout: 1s, max_length: 2000", "timeout: 10s", 1)
+	g := StartGateway(t, cfg)
+	const n = 12 // over 4 slots: most queue, likely in both workers
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			resp, err := c.Get(g.URL + "/work?ms=1500")
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	var victim int
+	var lost int64
+	var st status
+	wait.For(t, "every request held or queued, the backend full", func() bool {
+		st = gatewayStatus(t, g)
+		total := int64(0)
+		for _, p := range st.Processes {
+			total += p.Held/2 + int64(p.Queue)
+		}
+		return total == n && apps[0].stats(t).Inflight == sharedLimit
+	})
+	for _, p := range st.Processes {
+		if p.Held > 0 {
+			victim, lost = p.Pid, p.Held/2+int64(p.Queue) // a request holds a backend and a pool slot
+			break
+		}
+	}
+	killed := time.Now()
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, "the worker restarted", func() bool {
+		for _, p := range gatewayStatus(t, g).Processes {
+			if p.Restarts == 1 && p.Pid != 0 && p.Pid != victim {
+				return true
+			}
+		}
+		return false
+	})
+	if d := time.Since(killed); d > time.Second {
+		t.Errorf("worker restarted %v after kill -9, want within 1s", d)
+	}
+	failed := 0
+	for range n {
+		select {
+		case err := <-errs:
+			if err != nil {
+				failed++
+				t.Logf("failed: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("requests still running 30s after the kill")
+		}
+	}
+	if int64(failed) != lost {
+		t.Errorf("%d requests failed, want exactly the %d the killed worker held", failed, lost)
+	}
+	if s := apps[0].stats(t); s.MaxInflight > sharedLimit {
+		t.Errorf("backend ran %d at once, want at most %d", s.MaxInflight, sharedLimit)
+	}
+	waitGatewayIdle(t, g)
+	if d := time.Since(killed); d < 2*time.Second {
+		t.Errorf("gateway idle %v after the kill, want the dead worker's slots kept for response_timeout (2s)", d)
 	}
 }
