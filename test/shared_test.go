@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -298,5 +300,28 @@ func TestProcessesWorkerKilled(t *testing.T) {
 	waitGatewayIdle(t, g)
 	if d := time.Since(killed); d < 2*time.Second {
 		t.Errorf("gateway idle %v after the kill, want the dead worker's slots kept for response_timeout (2s)", d)
+	}
+}
+
+// TestCheckProcesses: -check validates processes with path and line, and
+// only warns when there are more processes than CPUs.
+func TestCheckProcesses(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, processes string) string {
+		p := filepath.Join(dir, name)
+		src := "processes: " + processes + "\nupstreams:\n  app:\n    backends: [{address: 127.0.0.1:8001}]\nroutes: [{upstream: app}]\n"
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	out, code := runBinary(t, "-check", "-config", write("bad.yaml", "0"))
+	if code != 1 || !strings.Contains(out, "processes: must be between 1 and 16 (line 1)") {
+		t.Errorf("-check with processes: 0 = %d %q, want 1 and the key's error with its line", code, out)
+	}
+	many := strconv.Itoa(runtime.NumCPU() + 1)
+	out, code = runBinary(t, "-check", "-config", write("many.yaml", many))
+	if code != 0 || !strings.Contains(out, "warning: processes: "+many+" is more than the") {
+		t.Errorf("-check with processes: %s = %d %q, want 0 and a warning", many, code, out)
 	}
 }
