@@ -325,3 +325,42 @@ func TestCheckProcesses(t *testing.T) {
 		t.Errorf("-check with processes: %s = %d %q, want 0 and a warning", many, code, out)
 	}
 }
+
+// TestProcessesUpgradeUnderOverload: SIGUSR2 to the supervisor of
+// `processes: 2` upgrades the whole group, three times, under overload: the
+// new supervisor's workers and the old draining ones share the slots, so
+// the backends stay at their limit; nothing fails but queue 503s.
+func TestProcessesUpgradeUnderOverload(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	apps := startWideGunicorns(t, 2)
+	g := StartGateway(t, sharedConfig("processes: 2\n", apps))
+	pid := g.Pid()
+	t.Cleanup(func() { stopPid(t, pid) })
+	results := overload(t, g.URL+"/work?ms=50", 240, 8*time.Second)
+	time.Sleep(time.Second) // let the overload build a queue first
+	for i := range 3 {
+		if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+			t.Fatalf("upgrade %d: %v", i+1, err)
+		}
+		var next int
+		wait.For(t, fmt.Sprintf("upgrade %d to take over", i+1), func() bool {
+			m := startedPid.FindAllStringSubmatch(g.Logs(), -1)
+			if len(m) <= i || strings.Count(g.Logs(), "upgrade: took over") <= i {
+				return false
+			}
+			next, _ = strconv.Atoi(m[i][1])
+			return true
+		})
+		pid = next
+		time.Sleep(time.Second) // the spacing of the upgrades
+	}
+	rs := <-results
+	counts := checkOutcomes(t, rs, "200", "503")
+	served := checkSharedLimits(t, apps)
+	t.Logf("%d requests over 3 group upgrades: %v; backends served %d", len(rs), counts, served)
+	if n := strings.Count(g.Logs(), `msg="worker started"`); n != 2*4 {
+		t.Errorf("%d workers started, want 8 (2 per generation, none restarted)", n)
+	}
+}
