@@ -17,7 +17,7 @@ import (
 
 // sharedProcs returns n memberships of one new segment, each through its
 // own mapping, started and closed at cleanup.
-func sharedProcs(t *testing.T, n int) []*Shared {
+func sharedProcs(t testing.TB, n int) []*Shared {
 	t.Helper()
 	first, err := shm.Create()
 	if err != nil {
@@ -47,7 +47,7 @@ func sharedProcs(t *testing.T, n int) []*Shared {
 
 // sharedPool builds process s's pool "app" over backends with limits,
 // counted on the shared slots.
-func sharedPool(t *testing.T, s *Shared, poolLimit int64, lifoAfter time.Duration, limits ...int64) *Pool {
+func sharedPool(t testing.TB, s *Shared, poolLimit int64, lifoAfter time.Duration, limits ...int64) *Pool {
 	t.Helper()
 	share, err := s.PoolShare("app", time.Second)
 	if err != nil {
@@ -217,4 +217,47 @@ func TestSharedSlotLeftToOtherProcessIsTakenBack(t *testing.T) {
 	a.mu.Unlock()
 	g = nextGrant(t, old)
 	a.Release(g.b)
+}
+
+// Rule 7 on shared slots: the fast path allocates nothing either.
+func TestSharedFastPathAllocatesNothing(t *testing.T) {
+	p := sharedPool(t, sharedProcs(t, 1)[0], 0, 0, 0, 4)
+	allocs := testing.AllocsPerRun(1000, func() {
+		b, _, err := p.Acquire(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Release(b)
+	})
+	if allocs != 0 {
+		t.Fatalf("Acquire/Release on shared slots allocates %v per op, want 0", allocs)
+	}
+}
+
+// BenchmarkSharedAcquireRelease is BenchmarkAcquireRelease on shared slots:
+// the cost of the held words next to the shared counts.
+func BenchmarkSharedAcquireRelease(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		limits []int64
+	}{{"unlimited", []int64{0, 0, 0}}, {"limited", []int64{64, 64, 64}}} {
+		b.Run(bc.name+"/uncontended", func(b *testing.B) {
+			p := sharedPool(b, sharedProcs(b, 1)[0], 0, 0, bc.limits...)
+			b.ReportAllocs()
+			for b.Loop() {
+				be, _, _ := p.Acquire(nil)
+				p.Release(be)
+			}
+		})
+		b.Run(bc.name+"/parallel", func(b *testing.B) {
+			p := sharedPool(b, sharedProcs(b, 1)[0], 0, 0, bc.limits...)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					be, _, _ := p.Acquire(nil)
+					p.Release(be)
+				}
+			})
+		})
+	}
 }
