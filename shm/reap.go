@@ -38,6 +38,7 @@ func (p *Process) Reap() int {
 				}
 				s.rowHead(i, j).Store(0)
 				s.rowTail(i, j).Store(0)
+				s.rowUsed(i, j).Store(0)
 			}
 			s.procState(i).Store(stateDead)
 			if !s.reclaim(i) {

@@ -12,9 +12,10 @@
 //	         died, its wake-up word (a futex)
 //	slots    MaxSlots entries of 128 bytes: state, key hash, in-flight,
 //	         waiting, hold (the longest response_timeout of its users), name
-//	rows     MaxProcs × MaxSlots rows of 32 bytes: what one process holds of
-//	         one slot (in-flight, waiting) and the enqueue times (Unix ns) of
-//	         its oldest and newest queued waiter on it
+//	rows     MaxProcs × MaxSlots rows of 40 bytes: what one process holds of
+//	         one slot (in-flight, waiting), the enqueue times (Unix ns) of
+//	         its oldest and newest queued waiter on it, and whether it uses
+//	         the slot at all
 //
 // Invariants:
 //
@@ -24,9 +25,13 @@
 //     second, and un-records first and frees second, so a process killed in
 //     between leaks a slot rather than over-admitting). The same holds for
 //     the waiting word.
-//  2. Entries are claimed by CAS from their empty state and never freed
-//     while a process is alive that references them, so a *Slot stays valid
-//     for the life of its mapping.
+//  2. Slot entries are claimed under the claim lock (a header word; taken
+//     over from an owner that died), so one key has one entry. An entry is
+//     reused for another key only when no process uses it (each process
+//     flags the entries it asked for until it leaves or dies) and nothing
+//     is held or waiting on it, so a *Slot stays valid while its process
+//     lives. A live process keeps its flags for backends a reload dropped:
+//     the table holds what the live processes used in their lifetime.
 //  3. A process that dies (its pid gone, or reused by another process) is
 //     marked dead by whichever process notices first (Reap). Its waiting
 //     counts are returned at once: its queued requests died with it. Its
@@ -67,8 +72,10 @@ const (
 	headerSize = 4096
 	procSize   = 64
 	slotSize   = 128
-	rowSize    = 32
+	rowSize    = 40
 	nameBytes  = slotSize - 5*8
+
+	claimLockOff = 32 // in the header
 
 	procsOff = headerSize
 	slotsOff = procsOff + MaxProcs*procSize
@@ -211,6 +218,7 @@ func (s *Segment) rowHeld(i, j int) *atomic.Int64    { return s.word(rowOff(i, j
 func (s *Segment) rowWaiting(i, j int) *atomic.Int64 { return s.word(rowOff(i, j) + 8) }
 func (s *Segment) rowHead(i, j int) *atomic.Int64    { return s.word(rowOff(i, j) + 16) }
 func (s *Segment) rowTail(i, j int) *atomic.Int64    { return s.word(rowOff(i, j) + 24) }
+func (s *Segment) rowUsed(i, j int) *atomic.Int64    { return s.word(rowOff(i, j) + 32) }
 
 // Process is this process's entry in a segment.
 type Process struct {
@@ -233,6 +241,7 @@ func (s *Segment) join(pid, start int64) (*Process, error) {
 		for j := range MaxSlots { // a previous user of the entry left them zero
 			s.rowHead(i, j).Store(0)
 			s.rowTail(i, j).Store(0)
+			s.rowUsed(i, j).Store(0)
 		}
 		s.procPid(i).Store(pid)
 		s.procStart(i).Store(start)
@@ -257,6 +266,7 @@ func (p *Process) Leave() {
 		}
 		s.rowHead(p.idx, j).Store(0)
 		s.rowTail(p.idx, j).Store(0)
+		s.rowUsed(p.idx, j).Store(0)
 	}
 	if !s.procState(p.idx).CompareAndSwap(stateReady, stateDying) {
 		return
@@ -267,41 +277,90 @@ func (p *Process) Leave() {
 }
 
 // Slot returns the entry for key (for example "b|app|127.0.0.1:8001"),
-// claiming it if no process has yet. hold is how long the slots of a dead
-// process are kept before they are returned; the entry keeps the longest
-// hold any user asked for.
+// claiming one if no process uses key yet: an empty entry, or one that no
+// process references or holds anything of any more (a backend every live
+// process has dropped). hold is how long the slots of a dead process are
+// kept before they are returned; the entry keeps the longest hold any user
+// asked for. Finding and claiming happen under the segment's claim lock, so
+// two processes asking for a new key at once get the same entry.
 func (p *Process) Slot(key string, hold time.Duration) (*Slot, error) {
 	s := p.seg
 	h := hashKey(key)
+	p.lockClaims()
+	defer p.unlockClaims()
+	j := -1
+	for k := range MaxSlots {
+		if s.slotState(k).Load() == stateReady && s.slotHash(k).Load() == h {
+			j = k
+			break
+		}
+	}
+	if j < 0 {
+		if j = s.claimable(); j < 0 {
+			return nil, fmt.Errorf("%w: %d slots", ErrFull, MaxSlots)
+		}
+		s.slotState(j).Store(stateClaiming)
+		s.slotHash(j).Store(h)
+		s.slotHold(j).Store(0)
+		name := s.mem[slotOff(j)+5*8 : slotOff(j)+slotSize]
+		clear(name)
+		copy(name, key)
+		s.slotState(j).Store(stateReady)
+	}
+	s.rowUsed(p.idx, j).Store(1)
+	for {
+		old := s.slotHold(j).Load()
+		if int64(hold) <= old || s.slotHold(j).CompareAndSwap(old, int64(hold)) {
+			break
+		}
+	}
+	return &Slot{p: p, j: j}, nil
+}
+
+// claimable returns an empty entry, else one nobody uses, or -1. The
+// caller holds the claim lock.
+func (s *Segment) claimable() int {
 	for j := range MaxSlots {
-		st := s.slotState(j)
-		for st.Load() == stateClaiming {
-			time.Sleep(time.Microsecond) // another process is writing its key
+		if s.slotState(j).Load() == stateEmpty {
+			return j
 		}
-		if st.Load() == stateEmpty {
-			if !st.CompareAndSwap(stateEmpty, stateClaiming) {
-				for st.Load() == stateClaiming {
-					time.Sleep(time.Microsecond)
-				}
-			} else {
-				s.slotHash(j).Store(h)
-				copy(s.mem[slotOff(j)+5*8:slotOff(j)+slotSize], key)
-				st.Store(stateReady)
-			}
-		}
-		if s.slotHash(j).Load() != h {
+	}
+	for j := range MaxSlots {
+		if s.slotInflight(j).Load() != 0 || s.slotWaiting(j).Load() != 0 {
 			continue
 		}
-		for {
-			old := s.slotHold(j).Load()
-			if int64(hold) <= old || s.slotHold(j).CompareAndSwap(old, int64(hold)) {
+		used := false
+		for i := range MaxProcs {
+			if s.rowUsed(i, j).Load() != 0 || s.rowHeld(i, j).Load() != 0 || s.rowWaiting(i, j).Load() != 0 {
+				used = true
 				break
 			}
 		}
-		return &Slot{p: p, j: j}, nil
+		if !used {
+			return j
+		}
 	}
-	return nil, fmt.Errorf("%w: %d slots", ErrFull, MaxSlots)
+	return -1
 }
+
+// lockClaims takes the segment's claim lock (a word holding the owner's
+// entry number + 1), taking it over from an owner that died.
+func (p *Process) lockClaims() {
+	s := p.seg
+	w := s.word(claimLockOff)
+	for {
+		if w.CompareAndSwap(0, int64(p.idx+1)) {
+			return
+		}
+		if o := w.Load(); o > 0 && s.procState(int(o-1)).Load() == stateReady &&
+			!s.alive(s.procPid(int(o-1)).Load(), s.procStart(int(o-1)).Load()) {
+			w.CompareAndSwap(o, 0)
+		}
+		time.Sleep(10 * time.Microsecond) // claims are rare: at config load
+	}
+}
+
+func (p *Process) unlockClaims() { p.seg.word(claimLockOff).Store(0) }
 
 func hashKey(key string) int64 {
 	f := fnv.New64a()

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -263,5 +264,37 @@ func TestParseStat(t *testing.T) {
 	}
 	if !procAlive(int64(os.Getpid()), startTime(int64(os.Getpid()))) {
 		t.Error("procAlive(self) = false")
+	}
+}
+
+func TestUnusedSlotEntryIsReused(t *testing.T) {
+	a, b := twoMappings(t)
+	pa, pb := join(t, a, 1), join(t, b, 2)
+	x := slot(t, pa, "b|app|x", 0)
+	take(x, 1)
+	for i := range MaxSlots - 1 {
+		slot(t, pb, fmt.Sprintf("b|app|%d", i), 0)
+	}
+	if _, err := pb.Slot("b|app|new", 0); !errors.Is(err, ErrFull) {
+		t.Fatalf("Slot() with every entry in use = %v, want ErrFull", err)
+	}
+	if again := slot(t, pb, "b|app|x", 0); again.j != x.j {
+		t.Errorf("Slot(x) from another process = entry %d, want the same entry %d", again.j, x.j)
+	}
+	pb.Leave() // pb no longer uses its entries: they can be reused, x cannot (pa holds it)
+	pc := join(t, b, 3)
+	for i := range MaxSlots - 1 {
+		if sl := slot(t, pc, fmt.Sprintf("b|other|%d", i), 0); sl.j == x.j {
+			t.Fatalf("entry %d of x reused while a process holds a slot on it", x.j)
+		}
+	}
+	if _, err := pc.Slot("b|one|more", 0); !errors.Is(err, ErrFull) {
+		t.Fatalf("Slot() = %v, want ErrFull while x is in use", err)
+	}
+	give(x)
+	pa.Leave()
+	if sl := slot(t, pc, "b|one|more", 0); sl.j != x.j || sl.Inflight().Load() != 0 {
+		t.Errorf("Slot() after x was dropped = entry %d (in-flight %d), want x's entry %d, empty",
+			sl.j, sl.Inflight().Load(), x.j)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,7 +18,10 @@ const slotsName = "slots"
 
 // openSlots maps the shared slot segment this process was handed (by the
 // process it replaces in an upgrade, or by its supervisor), or creates one.
-func openSlots(inherited map[string][]*os.File) (*shm.Segment, error) {
+// A segment of another layout (an upgrade across versions of it) is not
+// used: this process then counts its slots apart from the old one until
+// that one has drained, and says so.
+func openSlots(inherited map[string][]*os.File, log *slog.Logger) (*shm.Segment, error) {
 	files := inherited[slotsName]
 	if len(files) == 0 {
 		return shm.Create()
@@ -25,6 +29,11 @@ func openSlots(inherited map[string][]*os.File) (*shm.Segment, error) {
 	delete(inherited, slotsName)
 	defer closeInherited(map[string][]*os.File{slotsName: files})
 	seg, err := shm.Open(files[0])
+	if errors.Is(err, shm.ErrBadSegment) {
+		log.Warn("inherited slot segment has another layout; limits count apart from the old process until it has drained",
+			"error", err)
+		return shm.Create()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("inherited slot segment: %w", err)
 	}
@@ -36,7 +45,7 @@ func openSlots(inherited map[string][]*os.File) (*shm.Segment, error) {
 // never admit more than a limit between them.
 func joinSlots(inherited map[string][]*os.File, log *slog.Logger) (*shm.Segment, *upstream.Shared, error) {
 	_, handed := inherited[slotsName]
-	seg, err := openSlots(inherited)
+	seg, err := openSlots(inherited, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -122,7 +122,7 @@ func newSupervisor(cfg *config.Config, path string, log *slog.Logger) (*supervis
 		return nil, err
 	}
 	defer closeInherited(inherited)
-	if s.seg, err = openSlots(inherited); err != nil {
+	if s.seg, err = openSlots(inherited, log); err != nil {
 		return nil, err
 	}
 	if err := s.openListens(inherited); err != nil {
