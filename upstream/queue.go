@@ -66,7 +66,7 @@ func (l *waitList) remove(w *waiter) {
 func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, error) {
 	p.mu.Lock()
 	p.waiting.Add(1) // announce before the last try; see Pool.waiting
-	if p.q.len == 0 {
+	if p.q.len == 0 && !p.othersQueuedLocked() {
 		if b := p.tryAcquire(m); b != nil {
 			p.waiting.Add(-1)
 			p.mu.Unlock()

@@ -140,6 +140,17 @@ func (p *Pool) yieldLocked() bool {
 	return yield
 }
 
+// othersQueuedLocked reports whether another process has a waiter queued
+// for this pool: then a newcomer queues too instead of taking a slot freed
+// for that waiter.
+func (p *Pool) othersQueuedLocked() bool {
+	if p.share == nil {
+		return false
+	}
+	proc, _ := p.share.slot.Next(false)
+	return proc >= 0
+}
+
 // wakeRemoteLocked wakes the process whose waiter should get a slot of
 // this pool next, if another process has one.
 func (p *Pool) wakeRemoteLocked() {

@@ -261,3 +261,35 @@ func BenchmarkSharedAcquireRelease(b *testing.B) {
 		})
 	}
 }
+
+// Rule 8 with rule 2: a newcomer in a process with no waiter of its own
+// does not take a slot freed for another process's waiter.
+func TestSharedNewcomerDoesNotOvertakeOtherProcess(t *testing.T) {
+	procs := sharedProcs(t, 2)
+	a, b := sharedPool(t, procs[0], 0, 0, 1), sharedPool(t, procs[1], 0, 0, 1)
+	held := mustAcquire(t, a)
+	waiter := make(chan grant, 1)
+	queuedAcquire(t, b, 1, waiter)
+	time.Sleep(4 * crossTolerance) // ages, not synchronisation
+	// The slot is freed while the next Acquire in a is already past the
+	// fast path (it saw b's waiter): it must queue, not take the slot.
+	a.mu.Lock()
+	a.releaseLocked(held)
+	newcomer := make(chan grant, 1)
+	go func() {
+		be, _, err := a.Acquire(nil)
+		newcomer <- grant{2, be, err}
+	}()
+	a.mu.Unlock()
+	g := nextGrant(t, waiter)
+	select {
+	case n := <-newcomer:
+		t.Fatalf("newcomer got %v (err %v) while the older waiter of another process waited", n.b, n.err)
+	default:
+	}
+	b.Release(g.b)
+	if n := nextGrant(t, newcomer); n.id != 2 {
+		t.Fatalf("got grant %d, want the newcomer's", n.id)
+	}
+	a.Release(a.Backends()[0])
+}
