@@ -229,7 +229,7 @@ func gatewayStatus(t *testing.T, g *Gateway) status {
 func TestProcessesWorkerKilled(t *testing.T) {
 	apps := startWideGunicorns(t, 1)
 	cfg := strings.Replace(sharedConfig("processes: 2\n", apps), "response_timeout: 3s", "response_timeout: 2s", 1)
-	cfg = strings.Replace(cfg, "timeout: 1s, max_length: 2000", "timeout: 10s", 1)
+	cfg = strings.Replace(cfg, "timeout: 1s, max_length: 2000", "timeout: 10s, lifo_after: 0", 1) // patient: only the kill fails requests
 	g := StartGateway(t, cfg)
 	const n = 12 // over 4 slots: most queue, likely in both workers
 	errs := make(chan error, n)
