@@ -155,9 +155,9 @@ func reload(running *config.Config, path string, gw *gateway.Gateway, reg *metri
 		err = gw.Apply(cfg)
 	}
 	if err == nil && !reflect.DeepEqual(
-		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log},
-		[]any{running.Listen, running.Admin, running.Server, running.Log}) {
-		log.Warn("reload: listen, admin, server and log settings take effect only after a restart", "path", path)
+		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log, cfg.Processes},
+		[]any{running.Listen, running.Admin, running.Server, running.Log, running.Processes}) {
+		log.Warn("reload: listen, admin, server, log and processes settings take effect only after a restart", "path", path)
 	}
 	reg.ConfigReload(err == nil)
 	if err != nil {

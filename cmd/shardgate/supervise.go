@@ -298,6 +298,10 @@ func (s *supervisor) run() int {
 			case syscall.SIGHUP:
 				s.signalAll(syscall.SIGHUP)
 				s.log.Info("reload: forwarded to the workers")
+				if cfg, err := config.Load(s.path); err == nil && cfg.Processes != len(s.workers) {
+					s.log.Warn("reload: processes takes effect only after an upgrade (SIGUSR2) or a restart",
+						"running", len(s.workers), "configured", cfg.Processes)
+				}
 			case syscall.SIGUSR2:
 				up.start()
 			default:
