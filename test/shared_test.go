@@ -364,3 +364,28 @@ func TestProcessesUpgradeUnderOverload(t *testing.T) {
 		t.Errorf("%d workers started, want 8 (2 per generation, none restarted)", n)
 	}
 }
+
+// TestProcessesReload: SIGHUP to the supervisor reloads every worker; the
+// merged /status shows the new limit, once per backend.
+func TestProcessesReload(t *testing.T) {
+	be := NewRecorder(t, nil)
+	cfg := func(limit int) string {
+		return fmt.Sprintf("processes: 2\n"+loopbackListeners+`upstreams:
+  app:
+    backends: [{address: %s, max_inflight: %d}]
+routes: [{upstream: app}]
+`, be.Addr(), limit)
+	}
+	g := StartGateway(t, cfg(3))
+	g.Reload(t, cfg(5))
+	wait.For(t, "both workers reloaded", func() bool { return strings.Count(g.Logs(), `msg=reloaded`) == 2 })
+	m := parseMetrics(t, g.Metrics(t))
+	checkMetric(t, m, "shardgate_backend_max_inflight", map[string]string{"upstream": "app", "backend": be.Addr()}, 5)
+	for range 10 {
+		if code, _ := get(t, g.URL+"/"); code != 200 {
+			t.Fatalf("GET / = %d after the reload, want 200", code)
+		}
+	}
+	m = parseMetrics(t, g.Metrics(t))
+	checkMetric(t, m, "shardgate_requests_total", map[string]string{"upstream": "app", "code": "200"}, 10)
+}
