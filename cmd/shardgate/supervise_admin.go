@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httputil"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +50,7 @@ func (s *supervisor) serveAdmin() func() {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.GathererFunc(s.gather), promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 4, Timeout: 10 * time.Second,
 	}))
+	mux.HandleFunc("GET /debug/pprof/", s.workerProfile(as.Handler()))
 	mux.Handle("/", as.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
@@ -59,6 +62,28 @@ func (s *supervisor) serveAdmin() func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+	}
+}
+
+// workerProfile serves /debug/pprof/...?worker=N from worker N (the
+// supervisor's own profiles without worker=).
+func (s *supervisor) workerProfile(own http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := r.URL.Query().Get("worker")
+		if v == "" {
+			own.ServeHTTP(w, r)
+			return
+		}
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 0 || i >= len(s.workers) || s.workers[i].client == nil {
+			http.Error(w, "no such worker", http.StatusNotFound)
+			return
+		}
+		proxy := &httputil.ReverseProxy{
+			Rewrite:   func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "worker" },
+			Transport: s.workers[i].client.Transport,
+		}
+		proxy.ServeHTTP(w, r)
 	}
 }
 
