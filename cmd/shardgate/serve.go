@@ -51,7 +51,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err != nil {
 		return err
 	}
-	defer seg.Close()
+	_ = seg // never unmapped: a request still running after the drain releases its slot there until exit
 	defer shared.Close() // after the drain: what is still held is returned after its hold
 	gw, err := gateway.New(cfg, reg, access, log, gateway.WithShared(shared))
 	if err != nil {

@@ -441,9 +441,7 @@ func (s *supervisor) close() {
 	if s.admin != nil {
 		s.admin.Close()
 	}
-	if s.seg != nil {
-		s.seg.Close()
-	}
+	// s.seg stays mapped until exit: an admin request may still read it.
 }
 
 // readyMessage is the log message of a process that serves: "ready", or
