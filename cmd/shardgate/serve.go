@@ -51,7 +51,8 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err != nil {
 		return err
 	}
-	_ = seg // never unmapped: a request still running after the drain releases its slot there until exit
+	// seg is never unmapped: a request still running after the drain
+	// releases its slot there until the process exits.
 	defer shared.Close() // after the drain: what is still held is returned after its hold
 	gw, err := gateway.New(cfg, reg, access, log, gateway.WithShared(shared))
 	if err != nil {
