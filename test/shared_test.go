@@ -180,7 +180,25 @@ func stopPid(t *testing.T, pid int) {
 func TestProcessesKeepLimits(t *testing.T) {
 	apps := startWideGunicorns(t, 2)
 	g := StartGateway(t, sharedConfig("processes: 2\n", apps))
-	rs := <-overload(t, g.URL+"/work?ms=50", 240, 6*time.Second)
+	results := overload(t, g.URL+"/work?ms=50", 240, 6*time.Second)
+	time.Sleep(time.Second) // the queue builds up
+	// While requests wait, in either worker, every slot is taken.
+	var samples, idle int
+	for range 40 {
+		st := gatewayStatus(t, g)
+		if len(st.Upstreams) == 1 && st.Upstreams[0].Queue > 0 {
+			samples++
+			if st.Upstreams[0].Inflight < 2*sharedLimit {
+				idle++
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // the sampling interval
+	}
+	rs := <-results
+	t.Logf("%d of %d samples with requests queued had a slot free", idle, samples)
+	if samples < 20 || idle > samples/5 {
+		t.Errorf("%d of %d samples with requests queued had a slot free, want at most a fifth (and 20 samples)", idle, samples)
+	}
 	counts := checkOutcomes(t, rs, "200", "503")
 	served := checkSharedLimits(t, apps)
 	t.Logf("processes: 2, %d requests: %v; backends served %d", len(rs), counts, served)
@@ -201,6 +219,7 @@ func TestProcessesKeepLimits(t *testing.T) {
 type status struct {
 	Upstreams []struct {
 		Inflight int64 `json:"inflight"`
+		Queue    int   `json:"queue_length"`
 	} `json:"upstreams"`
 	Processes []struct {
 		Worker   int   `json:"worker"`
