@@ -17,7 +17,13 @@ const (
 	nameDirect    = "direct"
 )
 
-var allProxies = []string{nameShardgate, nameHAProxy, nameNginx, nameDirect}
+// nameShardgateP2 is shardgate with processes: 2 (one shard per worker).
+const nameShardgateP2 = "shardgate-p2"
+
+var allProxies = []string{nameShardgate, nameShardgateP2, nameHAProxy, nameNginx, nameDirect}
+
+// isShardgate reports whether proxy name is one of the shardgate variants.
+func isShardgate(name string) bool { return name == nameShardgate || name == nameShardgateP2 }
 
 // upstreamSpec is one backend as every proxy is told about it.
 type upstreamSpec struct {
@@ -47,6 +53,10 @@ func proxyCommand(name, dir string, t tools, pc proxyConfig) ([]string, error) {
 	case nameShardgate:
 		file = filepath.Join(dir, "shardgate.yaml")
 		text, argv = shardgateYAML(pc), []string{t.shardgate, "-config", file}
+	case nameShardgateP2:
+		file = filepath.Join(dir, "shardgate.yaml")
+		text = "processes: 2\n" + strings.Replace(shardgateYAML(pc), "shards: 2", "shards: 1", 1)
+		argv = []string{t.shardgate, "-config", file}
 	case nameHAProxy:
 		file = filepath.Join(dir, "haproxy.cfg")
 		text, argv = haproxyCfg(pc), []string{t.haproxy, "-db", "-f", file}

@@ -128,7 +128,7 @@ func (r *runner) build(ctx context.Context) error {
 	if err := r.goBuild(ctx, r.tools.backend, "./bench/backend"); err != nil {
 		return err
 	}
-	if !r.opts.hasProxy(nameShardgate) {
+	if !r.opts.hasProxy(nameShardgate) && !r.opts.hasProxy(nameShardgateP2) {
 		return nil
 	}
 	if r.opts.shardgate != "" {

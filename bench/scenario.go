@@ -204,7 +204,7 @@ func (r *runner) startProxy(ctx context.Context, s scenario, p, dir string, pc p
 	if err != nil || argv == nil {
 		return nil, err
 	}
-	if p == nameShardgate {
+	if isShardgate(p) {
 		if out, err := runCheck(ctx, argv[0], "-check", "-config", argv[2]); err != nil {
 			return nil, fmt.Errorf("shardgate -check %s: %w\n%s", argv[2], err, out)
 		}

@@ -40,6 +40,10 @@ type Config struct {
 	// Routes maps requests to upstreams by host and path prefix, in file
 	// order (YAML key routes). At least one is required.
 	Routes []Route
+	// Processes is the number of worker processes serving the listeners
+	// (YAML key processes), between 1 and MaxProcesses. Default 1: one
+	// process, no supervisor. See processes.go.
+	Processes int
 }
 
 // Listen is one client-facing listener.
@@ -280,6 +284,7 @@ func defaultConfig() *Config {
 		},
 		Log:       Log{Format: "text", Level: "info", AccessLogBuffer: defaultAccessLogBuffer},
 		Upstreams: map[string]*Upstream{},
+		Processes: 1,
 	}
 }
 

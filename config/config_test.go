@@ -46,7 +46,8 @@ func TestParseDefaults(t *testing.T) {
 			MaxHeaderCount:  100,
 			MaxURIBytes:     8192,
 		},
-		Log: Log{Format: "text", Level: "info", AccessLog: "", AccessLogBuffer: 4096},
+		Log:       Log{Format: "text", Level: "info", AccessLog: "", AccessLogBuffer: 4096},
+		Processes: 1,
 		Upstreams: map[string]*Upstream{"app": {
 			Name:            "app",
 			Balancer:        "least_inflight",

@@ -37,6 +37,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		"log":       func(p string, v *yaml.Node) { d.log(p, v, &c.Log) },
 		"upstreams": func(p string, v *yaml.Node) { d.upstreams(p, v, c.Upstreams) },
 		"routes":    func(p string, v *yaml.Node) { c.Routes = d.routeList(p, v) },
+		"processes": d.integer(&c.Processes, between(1, MaxProcesses)),
 	})
 	if present["upstreams"] == nil {
 		d.add("upstreams", root, "at least one upstream is required")

@@ -47,10 +47,17 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		}
 		metrics := g.upstreamMetrics(name, addrs)
 		for i, bc := range uc.Backends {
-			pc.Backends = append(pc.Backends, g.backend(backends, name, uc, bc, metrics.Backend(i)))
+			b, err := g.backend(backends, name, uc, bc, metrics.Backend(i))
+			if err != nil {
+				return fmt.Errorf("upstreams.%s.backends[%d]: %w", name, i, err)
+			}
+			pc.Backends = append(pc.Backends, b)
 		}
 		pool := g.pools[name]
 		if pool == nil {
+			if pc.Share, err = g.poolShare(name, uc); err != nil {
+				return fmt.Errorf("upstreams.%s: %w", name, err)
+			}
 			pool = upstream.NewPool(pc)
 		} else {
 			updates = append(updates, update{pool, pc})
@@ -107,7 +114,7 @@ func (g *Gateway) upstreamMetrics(name string, addrs []string) *metrics.Upstream
 // series of an upstream and address never change, so a reused backend keeps
 // its own.
 func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *config.Upstream, bc config.Backend,
-	m *metrics.BackendMetrics) *upstream.Backend {
+	m *metrics.BackendMetrics) (*upstream.Backend, error) {
 	key := name + "|" + bc.Address
 	c := upstream.BackendConfig{
 		Address:         bc.Address,
@@ -120,10 +127,15 @@ func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *co
 	}
 	b := g.backends[key]
 	if b == nil {
+		slot, err := g.backendSlot(name, uc, bc)
+		if err != nil {
+			return nil, err
+		}
+		c.Slot = slot
 		b = upstream.NewBackend(c)
 	} else {
 		b.Reconfigure(c)
 	}
 	into[key] = b
-	return b
+	return b, nil
 }

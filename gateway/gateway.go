@@ -62,11 +62,13 @@ type Gateway struct {
 	mu       sync.Mutex
 	pools    map[string]*upstream.Pool
 	backends map[string]*upstream.Backend // by upstream name + "|" + address
+
+	shared *upstream.Shared // nil: slots counted in this process only (shared.go)
 }
 
 // New returns a gateway configured from cfg. metrics and access may be nil:
 // then nothing is measured or logged.
-func New(cfg *config.Config, m *metrics.Metrics, access *accesslog.Writer, log *slog.Logger) (*Gateway, error) {
+func New(cfg *config.Config, m *metrics.Metrics, access *accesslog.Writer, log *slog.Logger, opts ...Option) (*Gateway, error) {
 	g := &Gateway{
 		metrics:  m,
 		access:   access,
@@ -79,6 +81,9 @@ func New(cfg *config.Config, m *metrics.Metrics, access *accesslog.Writer, log *
 	}
 	for range runtime.GOMAXPROCS(0) {
 		g.exchangers = append(g.exchangers, newExchanger())
+	}
+	for _, o := range opts {
+		o(g)
 	}
 	if err := g.Apply(cfg); err != nil {
 		return nil, err

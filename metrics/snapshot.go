@@ -15,6 +15,8 @@ type Snapshot struct {
 	Upstreams []UpstreamStatus `json:"upstreams"`
 	// Spool describes the spool files of large bodies; nil when unknown.
 	Spool *SpoolStatus `json:"spool,omitempty"`
+	// Processes is the per-process view with `processes: N` (process.go).
+	Processes []ProcessStatus `json:"processes,omitempty"`
 }
 
 // SpoolStatus describes the spool files that hold large bodies.

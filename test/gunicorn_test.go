@@ -115,7 +115,8 @@ func startGunicorns(t *testing.T, n int) []*gunicornApp {
 }
 
 // launchGunicorn starts one gunicorn on a free port without waiting for it.
-func launchGunicorn(t *testing.T, python, appDir string) *gunicornApp {
+// args come after the defaults, so "-w", "8" overrides the worker count.
+func launchGunicorn(t *testing.T, python, appDir string, args ...string) *gunicornApp {
 	t.Helper()
 	dir := t.TempDir()
 	a := &gunicornApp{Addr: closedAddr(t), logPath: filepath.Join(dir, "gunicorn.log"), exited: make(chan struct{})}
@@ -125,8 +126,9 @@ func launchGunicorn(t *testing.T, python, appDir string) *gunicornApp {
 		t.Fatalf("creating gunicorn log: %v", err)
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	a.cmd = exec.Command(python, "-m", "gunicorn", "-w", strconv.Itoa(gunicornWorkers), "-k", "sync",
-		"--chdir", appDir, "-b", a.Addr, "--graceful-timeout", "3", "app:app")
+	args = append([]string{"-m", "gunicorn", "-w", strconv.Itoa(gunicornWorkers), "-k", "sync",
+		"--chdir", appDir, "-b", a.Addr, "--graceful-timeout", "3"}, append(args, "app:app")...)
+	a.cmd = exec.Command(python, args...)
 	a.cmd.Env = append(os.Environ(), "APP_STATE_FILE="+filepath.Join(dir, "state"), "PYTHONDONTWRITEBYTECODE=1")
 	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
 	if err := a.cmd.Start(); err != nil {

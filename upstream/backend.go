@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"shardgate/shm"
 )
 
 // BackendConfig is what a Backend is built from.
@@ -24,6 +26,7 @@ type BackendConfig struct {
 	ResponseTimeout time.Duration // whole exchange once connected
 	IdleConnTimeout time.Duration // pooled connections idle longer are closed
 	Observer        Observer      // records exchange outcomes; nil records nothing
+	Slot            *shm.Slot     // shared in-flight count across processes (NewBackend only); nil = this process only
 }
 
 // Backend is one server of a pool: its address, its concurrency limit, the
@@ -33,7 +36,7 @@ type Backend struct {
 	addr     string
 	limit    atomic.Int64
 	weight   atomic.Int64
-	inflight atomic.Int64
+	inflight counter
 	up       atomic.Bool
 	requests atomic.Uint64
 	errors   atomic.Uint64
@@ -47,6 +50,9 @@ func NewBackend(c BackendConfig) *Backend {
 	b := &Backend{addr: c.Address, observer: c.Observer}
 	if b.observer == nil {
 		b.observer = nopObserver{}
+	}
+	if c.Slot != nil {
+		b.inflight.attach(c.Slot)
 	}
 	b.up.Store(true)
 	b.client = newHostClient(c)

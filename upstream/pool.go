@@ -23,6 +23,7 @@ type PoolConfig struct {
 	Timeout     time.Duration // longest wait for a slot
 	LIFOAfter   time.Duration // oldest waiter older than this → newest-first; 0 = FIFO
 	Backends    []*Backend
+	Share       *PoolShare // shared slots across processes (NewPool only); nil = this process only
 }
 
 // members is the part of a pool a reload replaces as one value.
@@ -41,13 +42,13 @@ type members struct {
 // use. The fast path (a slot is free and nobody waits) takes no lock.
 type Pool struct {
 	m        atomic.Pointer[members]
-	inflight atomic.Int64
+	inflight counter
 	shed     [NumShedReasons]atomic.Uint64
 
 	// waiting counts queued requests plus those about to queue. Release reads
 	// it after freeing a slot and Acquire raises it before its last try, so a
 	// slot freed while a request is queueing is never missed.
-	waiting atomic.Int64
+	waiting waitCount
 	lifo    atomic.Bool
 	// lifoSince is when the queue last turned newest-first (Unix ns).
 	lifoSince atomic.Int64
@@ -58,6 +59,8 @@ type Pool struct {
 
 	waiters sync.Pool // of *waiter, made by newWaiter
 
+	share *PoolShare // nil: slots of this process only
+
 	now          func() time.Time
 	pollInterval time.Duration
 }
@@ -66,6 +69,7 @@ type Pool struct {
 func NewPool(c PoolConfig) *Pool {
 	p := &Pool{now: time.Now, pollInterval: 100 * time.Millisecond}
 	p.waiters.New = newWaiter
+	p.attach(c.Share)
 	p.Update(c)
 	return p
 }

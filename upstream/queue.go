@@ -66,7 +66,7 @@ func (l *waitList) remove(w *waiter) {
 func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, error) {
 	p.mu.Lock()
 	p.waiting.Add(1) // announce before the last try; see Pool.waiting
-	if p.q.len == 0 {
+	if p.q.len == 0 && !p.othersQueuedLocked() {
 		if b := p.tryAcquire(m); b != nil {
 			p.waiting.Add(-1)
 			p.mu.Unlock()
@@ -88,6 +88,7 @@ func (p *Pool) acquireSlow(m *members, client Client) (*Backend, time.Duration, 
 	w := p.waiters.Get().(*waiter)
 	w.enqueued = p.now()
 	p.q.pushBack(w)
+	p.publishLocked()
 	p.dispatchLocked() // slots may be free with older waiters ahead of us
 	p.mu.Unlock()
 
@@ -167,7 +168,7 @@ func (p *Pool) leave(w *waiter) (*Backend, bool) {
 // b can still take it.
 func (p *Pool) releaseLocked(b *Backend) {
 	m := p.m.Load()
-	if w := p.nextLocked(m); w != nil && b.Up() && withinLimit(b.inflight.Load(), b.Limit()) &&
+	if w := p.nextLocked(m); w != nil && !p.yieldLocked() && b.Up() && withinLimit(b.inflight.Load(), b.Limit()) &&
 		withinLimit(p.inflight.Load(), m.limit) {
 		p.handLocked(w, b)
 		return
@@ -181,16 +182,21 @@ func (p *Pool) releaseLocked(b *Backend) {
 // request without exceeding limit (which a reload may have lowered).
 func withinLimit(n, limit int64) bool { return limit == 0 || n <= limit }
 
-// dispatchLocked hands free slots to waiters in queue order.
+// dispatchLocked hands free slots to waiters in queue order, and wakes
+// another process's waiters for what is left (see shared.go).
 func (p *Pool) dispatchLocked() {
 	m := p.m.Load()
 	for p.q.len > 0 {
+		if p.yieldLocked() {
+			break
+		}
 		b := p.tryAcquire(m)
 		if b == nil {
 			return
 		}
 		p.handLocked(p.nextLocked(m), b)
 	}
+	p.wakeRemoteLocked()
 }
 
 func (p *Pool) handLocked(w *waiter, b *Backend) {
@@ -233,4 +239,5 @@ func (p *Pool) afterRemoveLocked() {
 	if p.q.len == 0 && p.lifo.Load() {
 		p.lifo.Store(false)
 	}
+	p.publishLocked()
 }

@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err == nil {
 			err = config.CheckSpoolDir(cfg.Server.SpoolDir)
 		}
+		warn(*path, cfg, err, stderr)
 		return report(*path, err, stdout, stderr)
 	}
 	if err != nil {
@@ -55,6 +56,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, cfg.Log, *logFormat)
+	if isWorker() {
+		log = log.With("worker", os.Getenv(envWorker))
+	}
+	if supervising(cfg) {
+		return supervise(cfg, *path, log)
+	}
 	if err := serve(cfg, *path, log, nil); err != nil {
 		log.Error("shardgate stopped", "error", err)
 		return 1

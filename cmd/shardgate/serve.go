@@ -42,15 +42,22 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		access = w
 		reg.SetAccessLogDropped(w.Dropped)
 	}
-	gw, err := gateway.New(cfg, reg, access, log)
-	if err != nil {
-		return err
-	}
 	inherited, err := inheritedSockets(cfg.Listen, log)
 	if err != nil {
 		return err
 	}
 	defer closeInherited(inherited) // whatever the config no longer listens on
+	seg, shared, err := joinSlots(inherited, log)
+	if err != nil {
+		return err
+	}
+	// seg is never unmapped: a request still running after the drain
+	// releases its slot there until the process exits.
+	defer shared.Close() // after the drain: what is still held is returned after its hold
+	gw, err := gateway.New(cfg, reg, access, log, gateway.WithShared(shared))
+	if err != nil {
+		return err
+	}
 	groups, err := listen(cfg.Listen, inherited)
 	if err != nil {
 		return err
@@ -93,13 +100,13 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	for i, g := range groups {
 		addrs[i] = g.Addr().String()
 	}
-	log.Info("ready", "listen", strings.Join(addrs, ","), "admin", adminAddr, "version", buildVersion())
+	log.Info(readyMessage(), "listen", strings.Join(addrs, ","), "admin", adminAddr, "version", buildVersion())
 	if h != nil && h.ready != nil {
 		go h.ready(addrs, gw)
 	}
 	takeOver(log)
 
-	up := &upgrader{groups: groups, admin: adminLn, log: log}
+	up := &upgrader{groups: groups, admin: adminLn, slots: seg.File(), log: log}
 	waitForStop(cfg, path, gw, reg, log, h, up)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)
@@ -150,9 +157,9 @@ func reload(running *config.Config, path string, gw *gateway.Gateway, reg *metri
 		err = gw.Apply(cfg)
 	}
 	if err == nil && !reflect.DeepEqual(
-		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log},
-		[]any{running.Listen, running.Admin, running.Server, running.Log}) {
-		log.Warn("reload: listen, admin, server and log settings take effect only after a restart", "path", path)
+		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log, cfg.Processes},
+		[]any{running.Listen, running.Admin, running.Server, running.Log, running.Processes}) {
+		log.Warn("reload: listen, admin, server, log and processes settings take effect only after a restart", "path", path)
 	}
 	reg.ConfigReload(err == nil)
 	if err != nil {

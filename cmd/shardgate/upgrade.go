@@ -27,11 +27,17 @@ const adminName = "admin"
 // serves; if it fails first, this one simply goes on.
 type upgrader struct {
 	groups []*listener.Group
-	admin  net.Listener // nil when off
+	admin  net.Listener          // nil when off
+	slots  *os.File              // the shared slot segment
+	files  map[string][]*os.File // more sockets by listen address (the supervisor's)
 	log    *slog.Logger
 }
 
 func (u *upgrader) start() {
+	if isWorker() {
+		u.log.Warn("upgrade: SIGUSR2 goes to the supervisor, not to a worker; ignored")
+		return
+	}
 	pid, err := u.spawn()
 	if err != nil {
 		u.log.Error("upgrade failed; still serving", "error", err)
@@ -54,12 +60,28 @@ func (u *upgrader) spawn() (int, error) {
 		}
 		named[g.Address()] = files
 	}
+	for addr, fs := range u.files {
+		for _, f := range fs {
+			d, err := dupFile(f)
+			if err != nil {
+				return 0, err
+			}
+			named[addr] = append(named[addr], d)
+		}
+	}
 	if u.admin != nil {
 		f, err := u.admin.(*net.TCPListener).File()
 		if err != nil {
 			return 0, fmt.Errorf("duplicating the admin listener: %w", err)
 		}
 		named[adminName] = []*os.File{f}
+	}
+	if u.slots != nil {
+		f, err := dupFile(u.slots)
+		if err != nil {
+			return 0, err
+		}
+		named[slotsName] = []*os.File{f}
 	}
 	env, files := listener.Export(named)
 	cmd := exec.Command(exe, os.Args[1:]...)

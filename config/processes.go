@@ -1,0 +1,18 @@
+package config
+
+import "fmt"
+
+// MaxProcesses bounds the processes key: the shared slot segment holds 32
+// processes, and during a binary upgrade the old and the new workers
+// overlap.
+const MaxProcesses = 16
+
+// Warnings returns what is valid but likely a mistake in c, one line each,
+// for `shardgate -check` and the startup log: more processes than CPUs.
+func (c *Config) Warnings(cpus int) []string {
+	var out []string
+	if c.Processes > cpus {
+		out = append(out, fmt.Sprintf("processes: %d is more than the %d CPUs of this machine", c.Processes, cpus))
+	}
+	return out
+}
