@@ -133,6 +133,14 @@ type Upstream struct {
 	IdleConnTimeout time.Duration
 	// Backends are the pool's members, in file order. At least one.
 	Backends []Backend
+	// HealthCheck configures active checks (YAML key health_check). nil,
+	// when the key is absent, means no active checks.
+	HealthCheck *HealthCheck
+	// OutlierDetection configures passive ejection (YAML key
+	// outlier_detection); see its defaults.
+	OutlierDetection OutlierDetection
+	// RetryBudget bounds retries (YAML key retry_budget); see its defaults.
+	RetryBudget RetryBudget
 }
 
 // Queue configures an upstream's admission queue.
@@ -264,8 +272,10 @@ func defaultUpstream(name string) *Upstream {
 			Timeout:   5 * time.Second,
 			LIFOAfter: 500 * time.Millisecond,
 		},
-		ConnectTimeout:  time.Second,
-		ResponseTimeout: 30 * time.Second,
-		IdleConnTimeout: time.Second,
+		ConnectTimeout:   time.Second,
+		ResponseTimeout:  30 * time.Second,
+		IdleConnTimeout:  time.Second,
+		OutlierDetection: defaultOutlier(),
+		RetryBudget:      defaultRetryBudget(),
 	}
 }
