@@ -35,6 +35,8 @@ type Metrics struct {
 	source  atomic.Pointer[func() Snapshot]
 	dropped droppedCounter
 
+	resilience resilienceMetrics // see resilience_metrics.go
+
 	mu sync.Mutex // protects codes
 	// codes keeps one status-code table per upstream name, so handles made
 	// again after a reload share the lazily created code counters.
@@ -64,6 +66,7 @@ func NewMetrics(version string) *Metrics {
 		Help: "Failed backend exchanges, by kind.",
 	}, []string{"upstream", "backend", "kind"})
 	m.registerReload()
+	m.registerResilience()
 	m.reg.MustRegister(m.requests, m.duration, m.queueWait, m.shed, m.backendResp, m.backendErrs,
 		newBuildInfo(version), newSnapshotCollector(&m.source), m.dropped.counterFunc(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

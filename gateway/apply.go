@@ -39,6 +39,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			Timeout:     uc.Queue.Timeout,
 			LIFOAfter:   uc.Queue.LIFOAfter,
 		}
+		resilience(uc, &pc)
 		addrs := make([]string, len(uc.Backends))
 		for i, bc := range uc.Backends {
 			addrs[i] = bc.Address
@@ -49,16 +50,18 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		}
 		pool := g.pools[name]
 		if pool == nil {
-			pool = upstream.NewPool(pc)
-		} else {
-			updates = append(updates, update{pool, pc})
+			bare := pc
+			bare.Health = nil // checks start below, once nothing can fail
+			pool = upstream.NewPool(bare)
 		}
+		updates = append(updates, update{pool, pc})
 		pools[name] = pool
 		us := &upstreamState{
 			name:       name,
 			balancer:   uc.Balancer,
 			pool:       pool,
 			metrics:    metrics,
+			retries:    g.retryMetrics(name),
 			retryAfter: retryAfter(uc.Queue.Timeout),
 		}
 		ups[name] = us

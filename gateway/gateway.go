@@ -29,6 +29,7 @@ type upstreamState struct {
 	balancer   string
 	pool       *upstream.Pool
 	metrics    *admin.UpstreamMetrics
+	retries    *admin.RetryMetrics
 	retryAfter string // whole seconds, the queue timeout rounded up
 }
 
@@ -126,16 +127,18 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 }
 
 // forward waits for a slot, sends the request and records the outcome. A
-// backend that refuses the connection (or does not accept it within
-// connect_timeout) has seen nothing of the request, so the request is sent
-// to another backend of the pool and the refusing one is ejected for
-// upstream.EjectTime.
+// request that failed before the backend could have acted on it is sent
+// again, to the same or another backend, when upstream.Resendable says it is
+// safe and the upstream's retry budget allows (see retry.go); every failure
+// counts towards the backend's ejection (upstream.Pool.Failed).
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, start time.Time) {
 	var waited time.Duration
+	u.pool.Sent(start)
 	for attempt := 1; ; attempt++ {
 		b, w, err := u.pool.Acquire(s)
 		waited += w
 		if err != nil {
+			g.retried(u, attempt, false)
 			g.shed(ctx, s, u, start, waited, err)
 			return
 		}
@@ -147,6 +150,8 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 		bm, _ := b.Tag().(*admin.BackendMetrics) // set by Gateway.backend
 		if err == nil {
 			bm.Response(took)
+			u.pool.Answered(b, ctx.Response.StatusCode())
+			g.retried(u, attempt, true)
 			rewriteResponse(&ctx.Response.Header, s)
 			g.done(ctx, s, u, b, start, waited, took)
 			return
@@ -154,23 +159,16 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 		kind, code, text := classify(err)
 		bm.Error(kind)
 		g.log.Debug("backend error", "upstream", u.name, "backend", b.Address(), "error", err)
-		if kind == admin.ErrConnect {
-			if u.pool.Eject(b) {
-				g.log.Warn("backend ejected: connect failed", "upstream", u.name, "backend", b.Address(),
-					"for", upstream.EjectTime, "error", err)
-			}
-			if attempt < maxConnectAttempts && u.pool.Healthy() {
-				continue
-			}
+		g.failed(u, b, err)
+		if g.retry(ctx, u, err, attempt) {
+			continue
 		}
+		g.retried(u, attempt, false)
 		reply(ctx, code, text, "")
 		g.done(ctx, s, u, b, start, waited, took)
 		return
 	}
 }
-
-// maxConnectAttempts bounds the backends one request tries to connect to.
-const maxConnectAttempts = 3
 
 // done records a request that reached a backend.
 func (g *Gateway) done(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, b *upstream.Backend,
@@ -211,6 +209,7 @@ func (g *Gateway) Close() {
 	for _, ex := range g.exchangers {
 		ex.close()
 	}
+	g.stopChecks()
 }
 
 // statusClientGone is recorded for requests whose client left while they

@@ -40,6 +40,8 @@ type Backend struct {
 
 	client *fasthttp.HostClient
 	tag    any // set at creation, never changed
+
+	rot rotation // what keeps it out of rotation; see health.go
 }
 
 // NewBackend returns a healthy backend with no requests in flight.
@@ -95,9 +97,20 @@ func (b *Backend) Weight() int64 { return b.weight.Load() }
 // Up reports whether the backend takes new requests.
 func (b *Backend) Up() bool { return b.up.Load() }
 
-// SetUp marks the backend healthy or not. A down backend takes no new
-// requests; those in flight finish.
-func (b *Backend) SetUp(up bool) { b.up.Store(up) }
+// SetUp(false) takes the backend out of rotation for good, as a reload
+// that removes it does: it takes no new requests, those in flight finish,
+// and its checks stop. SetUp(true) undoes that; checks and ejection still
+// apply.
+func (b *Backend) SetUp(up bool) {
+	if !up {
+		b.remove()
+		return
+	}
+	b.rot.mu.Lock()
+	b.rot.removed = false
+	b.refreshLocked()
+	b.rot.mu.Unlock()
+}
 
 // Available reports whether a new request could start on the backend now.
 func (b *Backend) Available() bool {

@@ -57,6 +57,26 @@ type backendConn struct {
 	*net.TCPConn
 	peeker *listener.Peeker
 	used   bool
+	served int   // exchanges completed on it
+	nread  int64 // bytes read since the current exchange was written
+}
+
+// Read counts the bytes read, so a failed exchange tells whether the
+// response had begun.
+func (c *backendConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	c.nread += int64(n)
+	return n, err
+}
+
+// exchangeError wraps err, an exchange's failure on c, with how far the
+// exchange got.
+func exchangeError(c net.Conn, err error) error {
+	bc, ok := c.(*backendConn)
+	if !ok {
+		return err
+	}
+	return &ExchangeError{Err: err, Reused: bc.served > 0, Answering: bc.nread > 0}
 }
 
 func dial(d *net.Dialer, addr string) (net.Conn, error) {
@@ -110,8 +130,12 @@ func (cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 	}
 	hc.ReleaseWriter(bw)
 	if err != nil {
+		err = exchangeError(conn, err)
 		hc.CloseConn(cc)
 		return false, err
+	}
+	if bc, ok := conn.(*backendConn); ok {
+		bc.nread = 0
 	}
 	head := req.Header.IsHead()
 	resp.SkipBody = head
@@ -122,8 +146,14 @@ func (cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 	if err != nil || leftover || head || resp.ConnectionClose() || req.ConnectionClose() {
 		// A HEAD response may be followed by a body the backend should not
 		// have sent; never reuse a connection that carried one.
+		if err != nil {
+			err = exchangeError(conn, err)
+		}
 		hc.CloseConn(cc)
 		return false, err
+	}
+	if bc, ok := conn.(*backendConn); ok {
+		bc.served++
 	}
 	hc.ReleaseConn(cc)
 	return false, nil

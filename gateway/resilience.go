@@ -1,0 +1,44 @@
+package gateway
+
+import (
+	"shardgate/admin"
+	"shardgate/config"
+	"shardgate/upstream"
+)
+
+// resilience fills the health check, outlier detection and retry budget
+// settings of pc from uc.
+func resilience(uc *config.Upstream, pc *upstream.PoolConfig) {
+	if h := uc.HealthCheck; h != nil {
+		pc.Health = &upstream.HealthConfig{
+			Path: h.Path, Host: h.Host, Interval: h.Interval, Timeout: h.Timeout,
+			Rise: h.Rise, Fall: h.Fall, ExpectMin: h.ExpectMin, ExpectMax: h.ExpectMax,
+		}
+	}
+	o := uc.OutlierDetection
+	pc.Outlier = upstream.OutlierConfig{
+		Consecutive: int64(o.Consecutive), BaseTime: o.BaseEjectionTime,
+		MaxPercent: o.MaxEjectedPercent, On5xx: o.EjectOn5xx,
+	}
+	pc.Retry = upstream.RetryConfig{
+		Percent: int64(uc.RetryBudget.Percent), MinPerSecond: int64(uc.RetryBudget.MinPerSecond),
+	}
+}
+
+// retryMetrics returns the upstream's retry counters, or nil (which records
+// nothing) when the gateway runs without metrics.
+func (g *Gateway) retryMetrics(name string) *admin.RetryMetrics {
+	if g.metrics == nil {
+		return nil
+	}
+	return g.metrics.Retries(name)
+}
+
+// stopChecks stops the active health checks of every pool.
+func (g *Gateway) stopChecks() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range g.pools {
+		p.StopChecks()
+	}
+}

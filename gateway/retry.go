@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"shardgate/admin"
+	"shardgate/upstream"
+)
+
+// maxAttempts bounds the backends one request is sent to: the first try
+// and two retries.
+const maxAttempts = 3
+
+// retry reports whether the request that failed with err on its attempt-th
+// try is to be sent again: it must be safe (upstream.Resendable), under
+// maxAttempts, and within the upstream's retry budget. A refusal by the
+// budget is counted.
+func (g *Gateway) retry(ctx *fasthttp.RequestCtx, u *upstreamState, err error, attempt int) bool {
+	if attempt >= maxAttempts || !upstream.Resendable(err, upstream.Idempotent(ctx.Request.Header.Method())) {
+		return false
+	}
+	if !u.pool.RetryAllowed(time.Now()) {
+		u.retries.Retry(admin.RetryBudgetExhausted)
+		return false
+	}
+	return true
+}
+
+// retried counts the outcome of a request that was retried (attempt > 1):
+// answered by a backend (ok) or not.
+func (g *Gateway) retried(u *upstreamState, attempt int, ok bool) {
+	if attempt == 1 {
+		return
+	}
+	if ok {
+		u.retries.Retry(admin.RetrySuccess)
+	} else {
+		u.retries.Retry(admin.RetryFailure)
+	}
+}
+
+// failed counts a failed exchange against b's ejection and logs an
+// ejection it caused.
+func (g *Gateway) failed(u *upstreamState, b *upstream.Backend, err error) {
+	if u.pool.Failed(b) {
+		_, reason := b.State()
+		g.log.Warn("backend ejected", "upstream", u.name, "backend", b.Address(), "reason", reason, "error", err)
+	}
+}
