@@ -160,7 +160,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 		bm.Error(kind)
 		g.log.Debug("backend error", "upstream", u.name, "backend", b.Address(), "error", err)
 		g.failed(u, b, err)
-		if g.retry(ctx, u, err, attempt) {
+		if g.retry(ctx, u, b, err, attempt) {
 			continue
 		}
 		g.retried(u, attempt, false)

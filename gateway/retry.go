@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -15,11 +16,16 @@ const maxAttempts = 3
 
 // retry reports whether the request that failed with err on its attempt-th
 // try is to be sent again: it must be safe (upstream.Resendable), under
-// maxAttempts, and within the upstream's retry budget. A refusal by the
+// maxAttempts, and within the upstream's retry budget; a connect failure is
+// retried only when another backend than b is in rotation. A refusal by the
 // budget is counted.
-func (g *Gateway) retry(ctx *fasthttp.RequestCtx, u *upstreamState, err error, attempt int) bool {
+func (g *Gateway) retry(ctx *fasthttp.RequestCtx, u *upstreamState, b *upstream.Backend, err error, attempt int) bool {
 	if attempt >= maxAttempts || !upstream.Resendable(err, upstream.Idempotent(ctx.Request.Header.Method())) {
 		return false
+	}
+	var de *upstream.DialError
+	if errors.As(err, &de) && !u.pool.OthersUp(b) {
+		return false // it refused just now; another dial would fail the same way
 	}
 	if !u.pool.RetryAllowed(time.Now()) {
 		u.retries.Retry(admin.RetryBudgetExhausted)

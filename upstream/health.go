@@ -39,7 +39,7 @@ type rotation struct {
 	// streak counts failed exchanges in a row, for outlier detection.
 	streak atomic.Int64
 
-	mu sync.Mutex // protects the fields below
+	mu        sync.Mutex // protects the fields below
 	removed   bool
 	checkDown bool // active checks marked it down
 	checked   bool // at least one check finished since it was added

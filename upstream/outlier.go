@@ -119,3 +119,14 @@ func (b *Backend) Ejected() bool {
 	defer b.rot.mu.Unlock()
 	return b.rot.ejected
 }
+
+// OthersUp reports whether a backend of the pool other than b is in
+// rotation.
+func (p *Pool) OthersUp(b *Backend) bool {
+	for _, x := range p.m.Load().backends {
+		if x != b && x.Up() {
+			return true
+		}
+	}
+	return false
+}
