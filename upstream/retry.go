@@ -92,17 +92,18 @@ func (e *ExchangeError) Unwrap() error { return e.Err }
 
 // Resendable reports whether a request that failed with err may be sent
 // again, to the same or another backend: always when nothing of it was
-// written (the connect failed), and for an idempotent request also when a
-// reused connection failed before any byte of the response arrived (the
-// backend closed it while it sat in the pool). A timeout is never
-// resendable: the backend may still be working on the request.
+// written (the connect failed), and for an idempotent request also when the
+// connection failed, by a reset or a close, before any byte of the response
+// arrived (most often a pooled connection the backend closed as it was
+// reused). A timeout is never resendable: the backend may still be working
+// on the request.
 func Resendable(err error, idempotent bool) bool {
 	var de *DialError
 	if errors.As(err, &de) {
 		return true
 	}
 	var ee *ExchangeError
-	if !idempotent || !errors.As(err, &ee) || !ee.Reused || ee.Answering {
+	if !idempotent || !errors.As(err, &ee) || ee.Answering {
 		return false
 	}
 	return !isTimeout(err)
