@@ -86,6 +86,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			b.CloseIdleConnections()
 		}
 	}
+	g.forgetRemoved(pools, backends)
 	g.pools, g.backends = pools, backends
 	g.state.Store(st)
 	return nil

@@ -42,3 +42,32 @@ func (g *Gateway) stopChecks() {
 		p.StopChecks()
 	}
 }
+
+// forgetRemoved deletes the metric series of the upstreams and backends
+// that the new pools and backends no longer have. g.mu must be held, with
+// g.pools and g.backends still the old ones.
+func (g *Gateway) forgetRemoved(pools map[string]*upstream.Pool, backends map[string]*upstream.Backend) {
+	if g.metrics == nil {
+		return
+	}
+	for name := range g.pools {
+		if pools[name] == nil {
+			g.metrics.ForgetUpstream(name)
+		}
+	}
+	for key, b := range g.backends {
+		name := key[:len(key)-len(b.Address())-1] // key is name + "|" + address
+		if backends[key] == nil && pools[name] != nil {
+			g.metrics.ForgetBackend(name, b.Address())
+		}
+	}
+}
+
+// ReopenAccessLog reopens the access log file (SIGUSR1); a no-op when the
+// access log is off or goes to a stream.
+func (g *Gateway) ReopenAccessLog() error {
+	if g.access == nil {
+		return nil
+	}
+	return g.access.Reopen()
+}

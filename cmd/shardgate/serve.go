@@ -115,7 +115,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics,
 	log *slog.Logger, h *hooks, up *upgrader) {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	var stop <-chan struct{}
 	if h != nil {
@@ -129,6 +129,8 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metri
 			switch sig {
 			case syscall.SIGHUP:
 				reload(running, path, gw, metrics, log)
+			case syscall.SIGUSR1:
+				reopenAccessLog(gw, log)
 			case syscall.SIGUSR2:
 				up.start()
 			default:
