@@ -141,6 +141,14 @@ type Upstream struct {
 	OutlierDetection OutlierDetection
 	// RetryBudget bounds retries (YAML key retry_budget); see its defaults.
 	RetryBudget RetryBudget
+	// TunnelIdleTimeout closes an Upgrade tunnel (WebSocket) after no byte
+	// went either way for this long (YAML key tunnel_idle_timeout).
+	// Default 1h; must be > 0.
+	TunnelIdleTimeout time.Duration
+	// MaxTunnels caps the Upgrade tunnels open at once over the upstream
+	// (YAML key max_tunnels); one more is answered 503. Default 0: no cap
+	// besides the backend slots, one of which each tunnel holds. Must be ≥ 0.
+	MaxTunnels int
 }
 
 // Queue configures an upstream's admission queue.
@@ -277,5 +285,7 @@ func defaultUpstream(name string) *Upstream {
 		IdleConnTimeout:  time.Second,
 		OutlierDetection: defaultOutlier(),
 		RetryBudget:      defaultRetryBudget(),
+
+		TunnelIdleTimeout: time.Hour,
 	}
 }

@@ -19,6 +19,8 @@ func TestParseResilience(t *testing.T) {
 	c, err := Parse([]byte(withUpstream(`    health_check: {path: /healthz, interval: 5s, timeout: 500ms, rise: 1, fall: 2, expect_status: "204", host: app.local}
     outlier_detection: {consecutive: 5, base_ejection_time: 10s, max_ejected_percent: 100, eject_on_5xx: true}
     retry_budget: {percent: 0, min_per_second: 10}
+    tunnel_idle_timeout: 10m
+    max_tunnels: 7
 `)))
 	if err != nil {
 		t.Fatalf("Parse() error: %v", err)
@@ -32,6 +34,9 @@ func TestParseResilience(t *testing.T) {
 	wantO := OutlierDetection{Consecutive: 5, BaseEjectionTime: 10 * time.Second, MaxEjectedPercent: 100, EjectOn5xx: true}
 	if u.OutlierDetection != wantO {
 		t.Errorf("OutlierDetection = %+v, want %+v", u.OutlierDetection, wantO)
+	}
+	if u.TunnelIdleTimeout != 10*time.Minute || u.MaxTunnels != 7 {
+		t.Errorf("TunnelIdleTimeout, MaxTunnels = %v, %d, want 10m, 7", u.TunnelIdleTimeout, u.MaxTunnels)
 	}
 	if want := (RetryBudget{Percent: 0, MinPerSecond: 10}); u.RetryBudget != want {
 		t.Errorf("RetryBudget = %+v, want %+v", u.RetryBudget, want)
@@ -78,6 +83,10 @@ func TestParseResilienceErrors(t *testing.T) {
 			"upstreams.app.outlier_detection.base_ejection_time: must be > 0 (line 3)"},
 		{"retry negative", "    retry_budget: {min_per_second: -3}\n",
 			"upstreams.app.retry_budget.min_per_second: must be ≥ 0 (line 3)"},
+		{"tunnel idle zero", "    tunnel_idle_timeout: 0s\n",
+			"upstreams.app.tunnel_idle_timeout: must be > 0 (line 3)"},
+		{"max tunnels negative", "    max_tunnels: -1\n",
+			"upstreams.app.max_tunnels: must be ≥ 0 (line 3)"},
 		{"retry percent", "    retry_budget: {percent: 5000}\n",
 			"upstreams.app.retry_budget.percent: must be between 0 and 1000 (line 3)"},
 	}
