@@ -63,6 +63,10 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			metrics:    metrics,
 			retries:    g.retryMetrics(name),
 			retryAfter: retryAfter(uc.Queue.Timeout),
+
+			tunnels:         g.tunnels.forUpstream(uc, g.metrics),
+			connectTimeout:  uc.ConnectTimeout,
+			responseTimeout: uc.ResponseTimeout,
 		}
 		ups[name] = us
 	}

@@ -31,6 +31,10 @@ type upstreamState struct {
 	metrics    *admin.UpstreamMetrics
 	retries    *admin.RetryMetrics
 	retryAfter string // whole seconds, the queue timeout rounded up
+
+	tunnels         *tunnelSet // see tunnel.go
+	connectTimeout  time.Duration
+	responseTimeout time.Duration
 }
 
 // state is everything a reload replaces, swapped as one immutable value.
@@ -50,6 +54,7 @@ type Gateway struct {
 	log      *slog.Logger
 
 	exchangers []*exchanger // one per GOMAXPROCS, chosen by listener shard
+	tunnels    tunnelRegistry
 
 	// mu serialises Apply; it protects pools and backends.
 	mu       sync.Mutex
@@ -106,6 +111,7 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		// client connected to, as the request line cannot name a backend.
 		h.SetHost(ctx.LocalAddr().String())
 	}
+	upgrade := upgradeRequested(h) // before rewriteRequest drops Connection and Upgrade
 	if !rewriteRequest(h, peerAddr(s.conn), st.trusted, s) {
 		reply(ctx, fasthttp.StatusBadRequest, "conflicting Content-Length and Transfer-Encoding", "")
 		ctx.SetConnectionClose()
@@ -122,6 +128,10 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		u := ctx.Request.URI()
 		u.SetUsernameBytes(nil)
 		u.SetPasswordBytes(nil)
+	}
+	if upgrade != nil {
+		g.startTunnel(ctx, u, upgrade, start)
+		return
 	}
 	g.forward(ctx, s, u, start)
 }

@@ -106,6 +106,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown timeout passed with requests still open", "error", err)
 	}
+	gw.CloseTunnels(ctx) // open tunnels get what remains of shutdown_timeout
 	gw.Close()
 	log.Info("stopped")
 	return nil
