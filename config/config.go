@@ -149,6 +149,12 @@ type Upstream struct {
 	// (YAML key max_tunnels); one more is answered 503. Default 0: no cap
 	// besides the backend slots, one of which each tunnel holds. Must be ≥ 0.
 	MaxTunnels int
+	// TimeoutHold keeps a backend slot taken after a request timed out
+	// (response_timeout) until the backend answers or closes the
+	// connection, this long at most (YAML key timeout_hold): the worker is
+	// still running the request. Default 60s; 0 releases the slot with
+	// the 504. Must be ≥ 0.
+	TimeoutHold time.Duration
 }
 
 // Queue configures an upstream's admission queue.
@@ -287,5 +293,6 @@ func defaultUpstream(name string) *Upstream {
 		RetryBudget:      defaultRetryBudget(),
 
 		TunnelIdleTimeout: time.Hour,
+		TimeoutHold:       time.Minute,
 	}
 }

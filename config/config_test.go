@@ -56,6 +56,7 @@ func TestParseDefaults(t *testing.T) {
 				MaxEjectedPercent: 50},
 			RetryBudget:       RetryBudget{Percent: 20, MinPerSecond: 3},
 			TunnelIdleTimeout: time.Hour,
+			TimeoutHold:       time.Minute,
 		}},
 		UpstreamNames: []string{"app"},
 		Routes:        []Route{{Host: "*", PathPrefix: "/", Upstream: "app"}},

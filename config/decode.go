@@ -185,6 +185,7 @@ func (d *decoder) upstream(path string, n *yaml.Node, u *Upstream) {
 
 		"tunnel_idle_timeout": d.duration(&u.TunnelIdleTimeout, positive),
 		"max_tunnels":         d.integer(&u.MaxTunnels, nonNegative, atMost(maxLimit)),
+		"timeout_hold":        d.duration(&u.TimeoutHold, nonNegative),
 	})
 	if present != nil && present["backends"] == nil {
 		d.add(join(path, "backends"), n, "at least one backend is required")

@@ -87,6 +87,8 @@ func TestParseResilienceErrors(t *testing.T) {
 			"upstreams.app.tunnel_idle_timeout: must be > 0 (line 3)"},
 		{"max tunnels negative", "    max_tunnels: -1\n",
 			"upstreams.app.max_tunnels: must be ≥ 0 (line 3)"},
+		{"timeout hold negative", "    timeout_hold: -1s\n",
+			"upstreams.app.timeout_hold: must be ≥ 0 (line 3)"},
 		{"retry percent", "    retry_budget: {percent: 5000}\n",
 			"upstreams.app.retry_budget.percent: must be between 0 and 1000 (line 3)"},
 	}

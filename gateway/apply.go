@@ -120,6 +120,7 @@ func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *co
 		ConnectTimeout:  uc.ConnectTimeout,
 		ResponseTimeout: uc.ResponseTimeout,
 		IdleConnTimeout: uc.IdleConnTimeout,
+		TimeoutHold:     uc.TimeoutHold,
 		Tag:             m,
 	}
 	b := g.backends[key]

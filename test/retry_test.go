@@ -23,6 +23,18 @@ import (
 // app/ledger.py, which appends every POST's id to ledger before it answers.
 func launchLedger(t *testing.T) (app *gunicornApp, ledger string) {
 	t.Helper()
+	a, dir := launchPythonApp(t, "ledger:app", func(dir string) []string {
+		return []string{"LEDGER_FILE=" + filepath.Join(dir, "ledger")}
+	}, "-w", "2", "-k", "gthread", "--threads", "4", "--keep-alive", "5")
+	return a, filepath.Join(dir, "ledger")
+}
+
+// launchPythonApp starts gunicorn with args serving module from app/, with
+// the environment env(dir) added (dir is the app's own temporary
+// directory), retrying on a port taken meanwhile, and waits until it answers
+// /stats.
+func launchPythonApp(t *testing.T, module string, env func(dir string) []string, args ...string) (*gunicornApp, string) {
+	t.Helper()
 	python := gunicornPython(t)
 	appDir, err := filepath.Abs("app")
 	if err != nil {
@@ -32,14 +44,13 @@ func launchLedger(t *testing.T) (app *gunicornApp, ledger string) {
 		dir := t.TempDir()
 		a := &gunicornApp{Addr: closedAddr(t), logPath: filepath.Join(dir, "gunicorn.log"), exited: make(chan struct{})}
 		a.URL = "http://" + a.Addr
-		ledger = filepath.Join(dir, "ledger")
 		logFile, err := os.Create(a.logPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.cmd = exec.Command(python, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
-			"--keep-alive", "5", "--chdir", appDir, "-b", a.Addr, "--graceful-timeout", "3", "ledger:app")
-		a.cmd.Env = append(os.Environ(), "LEDGER_FILE="+ledger, "PYTHONDONTWRITEBYTECODE=1")
+		a.cmd = exec.Command(python, append(append([]string{"-m", "gunicorn"}, args...),
+			"--chdir", appDir, "-b", a.Addr, "--graceful-timeout", "3", module)...)
+		a.cmd.Env = append(append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1"), env(dir)...)
 		a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
 		err = a.cmd.Start()
 		logFile.Close()
@@ -50,7 +61,7 @@ func launchLedger(t *testing.T) (app *gunicornApp, ledger string) {
 		t.Cleanup(func() { a.stop(t) })
 		err = a.waitUp(20 * time.Second)
 		if err == nil {
-			return a, ledger
+			return a, dir
 		}
 		if attempt == 5 {
 			t.Fatalf("gunicorn on %s: %v; log:\n%s", a.Addr, err, a.log())

@@ -23,6 +23,7 @@ type BackendConfig struct {
 	ConnectTimeout  time.Duration // TCP connect
 	ResponseTimeout time.Duration // whole exchange once connected
 	IdleConnTimeout time.Duration // pooled connections idle longer are closed
+	TimeoutHold     time.Duration // after a response timeout, hold the slot until the backend answers, this long at most; 0 = release at once
 	Tag             any           // the caller's value for this backend; see Backend.Tag
 }
 
@@ -41,7 +42,8 @@ type Backend struct {
 	client *fasthttp.HostClient
 	tag    any // set at creation, never changed
 
-	rot rotation // what keeps it out of rotation; see health.go
+	rot  rotation     // what keeps it out of rotation; see health.go
+	hold atomic.Int64 // TimeoutHold in ns; see hold.go
 }
 
 // NewBackend returns a healthy backend with no requests in flight.
@@ -49,6 +51,7 @@ func NewBackend(c BackendConfig) *Backend {
 	b := &Backend{addr: c.Address, tag: c.Tag}
 	b.up.Store(true)
 	b.client = newHostClient(c)
+	b.client.Transport = cleanTransport{b: b}
 	b.Reconfigure(c)
 	return b
 }
@@ -62,6 +65,7 @@ func (b *Backend) Reconfigure(c BackendConfig) {
 		w = 1
 	}
 	b.weight.Store(w)
+	b.hold.Store(int64(c.TimeoutHold))
 	b.client.ReadTimeout = c.ResponseTimeout
 	b.client.WriteTimeout = c.ResponseTimeout
 	b.client.MaxIdleConnDuration = c.IdleConnTimeout

@@ -103,10 +103,12 @@ func dial(d *net.Dialer, addr string) (net.Conn, error) {
 // (gunicorn 20.1 writes a body after a HEAD response) or a close it sent
 // while the connection sat in the pool would otherwise become the next
 // request's response or fail a request that is not safe to resend.
-type cleanTransport struct{}
+type cleanTransport struct {
+	b *Backend // whose slot a timed-out exchange may hold; see hold.go
+}
 
 // RoundTrip implements fasthttp.RoundTripper. It never asks fasthttp to retry.
-func (cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+func (t cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
 	// Find a connection that is safe to write a request to: freshly
 	// dialled, or pooled with nothing waiting to be read on it.
 	cc, err := hc.AcquireConn(hc.ReadTimeout, false)
@@ -147,6 +149,9 @@ func (cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, 
 		// A HEAD response may be followed by a body the backend should not
 		// have sent; never reuse a connection that carried one.
 		if err != nil {
+			if t.hold(conn, func() { hc.CloseConn(cc) }, err) {
+				return false, exchangeError(conn, err) // the connection is the hold's now
+			}
 			err = exchangeError(conn, err)
 		}
 		hc.CloseConn(cc)
