@@ -57,4 +57,7 @@ type BackendStatus struct {
 	Up       bool   `json:"up"`
 	Requests uint64 `json:"requests"`
 	Errors   uint64 `json:"errors"`
+	// Reason says why the backend last left or rejoined rotation (a check,
+	// an ejection); "" while nothing happened.
+	Reason string `json:"reason,omitempty"`
 }

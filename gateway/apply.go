@@ -154,11 +154,13 @@ func (g *Gateway) Snapshot() []admin.UpstreamStatus {
 		}
 		for _, b := range p.Backends() {
 			us.Requests += b.Requests()
+			up, reason := b.State()
 			us.Backends = append(us.Backends, admin.BackendStatus{
 				Address:  b.Address(),
 				Limit:    b.Limit(),
 				Inflight: b.Inflight(),
-				Up:       b.Up(),
+				Up:       up,
+				Reason:   reason,
 				Requests: b.Requests(),
 				Errors:   b.Errors(),
 			})
