@@ -137,7 +137,7 @@ func TestHealthCheckFrozenBackend(t *testing.T) {
 			if took := downAt.Sub(frozenAt); took > frozenBound {
 				t.Errorf("frozen backend marked down after %v, want within %v", took, frozenBound)
 			}
-			if _, status := get(t, g.AdminURL+"/status"); !strings.Contains(status, `"reason":"2 checks failed: `) {
+			if _, status := get(t, g.AdminURL+"/status"); !strings.Contains(status, `"reason": "2 checks failed: `) {
 				t.Errorf("/status does not give the reason the backend is down:\n%s", status)
 			}
 			time.Sleep(2 * time.Second)
