@@ -130,3 +130,38 @@ func TestTunnelWebSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTunnelLimitsAndIdle: with max_tunnels 1 a second upgrade is answered
+// 503 while the first tunnel is open; a tunnel with no traffic either way
+// is closed after tunnel_idle_timeout, and its slot is freed.
+func TestTunnelLimitsAndIdle(t *testing.T) {
+	addr := closedAddr(t)
+	srv := startWS(t, "server", addr)
+	srv.expect(t, "listening", 20*time.Second)
+	g := StartGateway(t, fmt.Sprintf(loopbackListeners+`upstreams:
+  app:
+    max_tunnels: 1
+    tunnel_idle_timeout: 1s
+    backends: [{address: %s, max_inflight: 4}]
+routes: [{upstream: app}]
+`, addr))
+	cl := startWS(t, "client", "ws://"+g.Addr+"/echo", "10")
+	cl.expect(t, "echoed 10", 30*time.Second)
+	idleFrom := time.Now()
+	stdout, _, _ := Curl(t, "-s", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
+		"-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+		"-w", " %{http_code}", g.URL+"/echo")
+	if stdout != "too many tunnels\n 503" {
+		t.Errorf("second tunnel = %q, want 503 too many tunnels", stdout)
+	}
+	cl.expect(t, "closed", 10*time.Second)
+	if idle := time.Since(idleFrom); idle < 900*time.Millisecond {
+		t.Errorf("idle tunnel closed after %v, want tunnel_idle_timeout (1s)", idle)
+	}
+	waitFor(t, "the tunnel's slot to be freed", func() bool {
+		m := parseMetrics(t, g.Metrics(t))
+		open, _ := m.value("shardgate_tunnels_open", map[string]string{"upstream": "app"})
+		inflight, _ := m.value("shardgate_backend_inflight", map[string]string{"upstream": "app", "backend": addr})
+		return open == 0 && inflight == 0
+	})
+}
