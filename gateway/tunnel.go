@@ -52,9 +52,10 @@ type tunnelSet struct {
 type tunnelRegistry struct {
 	mu sync.Mutex // protects sets and open
 	// sets is keyed by upstream name.
-	sets map[string]*tunnelSet
-	open map[*tunnel]struct{}
-	wg   sync.WaitGroup // one per open tunnel
+	sets    map[string]*tunnelSet
+	open    map[*tunnel]struct{}
+	closing bool           // drain is closing tunnels: no new one opens
+	wg      sync.WaitGroup // one per open tunnel
 }
 
 // forUpstream returns the tunnelSet of upstream uc, updated to its settings.
@@ -114,6 +115,7 @@ func (r *tunnelRegistry) drain(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	r.mu.Lock()
+	r.closing = true
 	for t := range r.open {
 		t.close()
 	}
@@ -235,6 +237,9 @@ func (g *Gateway) runTunnel(ctx *fasthttp.RequestCtx, c, raw net.Conn, u *upstre
 func (r *tunnelRegistry) track(t *tunnel) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closing {
+		return false
+	}
 	if r.open == nil {
 		r.open = make(map[*tunnel]struct{})
 	}
