@@ -46,6 +46,9 @@ type UpstreamStatus struct {
 	// client_gone, no_backend.
 	Shed     map[string]uint64 `json:"shed"`
 	Backends []BackendStatus   `json:"backends"`
+	// History is the last minutes for the status page's graphs; nil when
+	// none is kept.
+	History *History `json:"history,omitempty"`
 }
 
 // BackendStatus describes one backend of an upstream.
@@ -60,4 +63,7 @@ type BackendStatus struct {
 	// Reason says why the backend last left or rejoined rotation (a check,
 	// an ejection); "" while nothing happened.
 	Reason string `json:"reason,omitempty"`
+	// Transitions are the backend's last changes in and out of rotation,
+	// oldest first.
+	Transitions []TransitionStatus `json:"transitions,omitempty"`
 }

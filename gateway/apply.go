@@ -161,10 +161,13 @@ func (g *Gateway) Snapshot() []admin.UpstreamStatus {
 				Inflight: b.Inflight(),
 				Up:       up,
 				Reason:   reason,
-				Requests: b.Requests(),
-				Errors:   b.Errors(),
+
+				Transitions: transitions(b),
+				Requests:    b.Requests(),
+				Errors:      b.Errors(),
 			})
 		}
+		us.History = g.history.snapshot(u.name)
 		out = append(out, us)
 	}
 	return out

@@ -55,6 +55,7 @@ type Gateway struct {
 
 	exchangers []*exchanger // one per GOMAXPROCS, chosen by listener shard
 	tunnels    tunnelRegistry
+	history    historian // the status page's graphs; see history.go
 
 	// mu serialises Apply; it protects pools and backends.
 	mu       sync.Mutex
@@ -78,6 +79,7 @@ func New(cfg *config.Config, metrics *admin.Metrics, access *accesslog.Writer, l
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
+	g.startHistory()
 	return g, nil
 }
 
@@ -220,6 +222,7 @@ func (g *Gateway) Close() {
 		ex.close()
 	}
 	g.stopChecks()
+	g.stopHistory()
 }
 
 // statusClientGone is recorded for requests whose client left while they

@@ -51,6 +51,7 @@ type rotation struct {
 	reason    string    // why it last went out of or back into rotation
 	pool      *Pool     // the pool whose waiters a return wakes
 	checker   *checker  // nil while checks are off
+	history   transitions
 }
 
 // refreshLocked recomputes b.up from the flags and, when b came back,
@@ -59,7 +60,11 @@ type rotation struct {
 func (b *Backend) refreshLocked() {
 	r := &b.rot
 	up := !r.removed && !r.checkDown && !r.ejected
-	if was := b.up.Swap(up); up && !was && r.pool != nil {
+	was := b.up.Swap(up)
+	if was != up {
+		r.history.add(Transition{Time: time.Now(), Up: up, Reason: r.reason})
+	}
+	if up && !was && r.pool != nil {
 		p := r.pool
 		p.mu.Lock()
 		p.dispatchLocked()
@@ -79,6 +84,7 @@ func (b *Backend) remove() {
 	b.rot.mu.Lock()
 	defer b.rot.mu.Unlock()
 	b.rot.removed = true
+	b.rot.reason = "removed by a reload"
 	b.stopChecksLocked()
 	b.refreshLocked()
 }
@@ -111,6 +117,9 @@ func (b *Backend) SetHealthCheck(c *HealthConfig) {
 	case c == nil:
 		if r.checker != nil {
 			b.stopChecksLocked()
+			if r.checkDown {
+				r.reason = "health checks turned off"
+			}
 			r.checkDown, r.passes, r.fails = false, 0, 0
 			b.refreshLocked()
 		}
