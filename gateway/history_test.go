@@ -23,7 +23,7 @@ func TestHistoryQuantile(t *testing.T) {
 	tests := []struct {
 		q    float64
 		want float32
-	}{{0.5, float32(bounds[2])}, {0.95, float32(bounds[5])}, {0.999, float32(bounds[len(bounds)-1])}}
+	}{{0.5, float32(bounds[2])}, {0.95, float32(bounds[5])}, {0.99, float32(bounds[5])}, {1, float32(bounds[len(bounds)-1])}}
 	for _, tt := range tests {
 		if got := quantile(before, now, tt.q); got != tt.want {
 			t.Errorf("quantile(%v) = %v, want %v", tt.q, got, tt.want)
