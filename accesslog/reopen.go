@@ -31,6 +31,12 @@ func (w *Writer) Reopen() error {
 	}
 	req := reopenRequest{f: f, done: make(chan error, 1)}
 	select {
+	case <-w.done:
+		f.Close()
+		return ErrClosed
+	default:
+	}
+	select {
 	case w.reopen <- req:
 	case <-w.done:
 		f.Close()
@@ -40,9 +46,19 @@ func (w *Writer) Reopen() error {
 	select {
 	case err := <-req.done:
 		return err
-	case <-w.done: // closed meanwhile: Close closes whichever file is current
-		return nil
+	case <-w.done:
 	}
+	select {
+	case err := <-req.done: // switched before the writer stopped; Close closed it
+		return err
+	default:
+	}
+	select {
+	case r := <-w.reopen: // the writer stopped first: take the file back
+		r.f.Close()
+	default:
+	}
+	return ErrClosed
 }
 
 // applyReopen runs on the writer goroutine: it writes the batch to the old
