@@ -39,10 +39,10 @@ type HealthCheck struct {
 // OutlierDetection configures passive ejection: a backend whose requests
 // fail Consecutive times in a row takes no new requests for a while.
 type OutlierDetection struct {
-	// Consecutive is how many failed exchanges in a row (connect
-	// failures, resets, protocol errors, timeouts, and 5xx answers when
-	// EjectOn5xx) eject a backend (YAML key consecutive). Default 3; 0
-	// turns ejection off. Must be ≥ 0.
+	// Consecutive is how many failed exchanges in a row (resets,
+	// protocol errors, timeouts, and 5xx answers when EjectOn5xx) eject a
+	// backend (YAML key consecutive); a failed connect ejects it at once.
+	// Default 3; 0 turns ejection off. Must be ≥ 0.
 	Consecutive int
 	// BaseEjectionTime is the first ejection's length (YAML key
 	// base_ejection_time); each repeat doubles it, up to 5m. Default 2s;

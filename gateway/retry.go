@@ -47,10 +47,17 @@ func (g *Gateway) retried(u *upstreamState, attempt int, ok bool) {
 	}
 }
 
-// failed counts a failed exchange against b's ejection and logs an
-// ejection it caused.
+// failed counts a failed exchange against b's ejection (a failed connect
+// ejects at once) and logs an ejection it caused.
 func (g *Gateway) failed(u *upstreamState, b *upstream.Backend, err error) {
-	if u.pool.Failed(b) {
+	var de *upstream.DialError
+	ejected := false
+	if errors.As(err, &de) {
+		ejected = u.pool.ConnectFailed(b)
+	} else {
+		ejected = u.pool.Failed(b)
+	}
+	if ejected {
 		_, reason := b.State()
 		g.log.Warn("backend ejected", "upstream", u.name, "backend", b.Address(), "reason", reason, "error", err)
 	}

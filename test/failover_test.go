@@ -8,8 +8,8 @@ import (
 
 // A backend that refuses connections has seen nothing of the request, so the
 // request goes to another backend: clients see no error, and the refusing
-// backend is ejected after outlier_detection.consecutive (default 3) failures
-// (shardgate_backend_up 0) instead of taking its share.
+// backend is ejected at its first refusal (shardgate_backend_up 0) instead
+// of taking its share.
 func TestConnectFailureFailsOver(t *testing.T) {
 	live := NewRecorder(t, nil)
 	dead := closedAddr(t)
@@ -30,7 +30,7 @@ routes: [{upstream: app}]
 	m := g.Metrics(t)
 	for _, want := range []string{
 		fmt.Sprintf(`shardgate_backend_up{backend=%q,upstream="app"} 0`, dead),
-		fmt.Sprintf(`shardgate_backend_errors_total{backend=%q,kind="connect",upstream="app"} 3`, dead),
+		fmt.Sprintf(`shardgate_backend_errors_total{backend=%q,kind="connect",upstream="app"} 1`, dead),
 		`shardgate_requests_total{code="200",upstream="app"} 20`,
 	} {
 		if !strings.Contains(m, want) {

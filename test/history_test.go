@@ -67,7 +67,7 @@ routes: [{upstream: app}]
 	if samples < 3 || top < 10 {
 		t.Errorf("requests/s graph has %d samples, max %v; want ≥ 3 samples and ≥ 10 requests/s", samples, top)
 	}
-	if want := dead + " down: ejected for 2s after 3 failures in a row"; !strings.Contains(dom, want) {
+	if want := dead + " down: ejected for 2s: connect failed"; !strings.Contains(dom, want) {
 		t.Errorf("status page lacks the transition %q; DOM:\n%s", want, dom)
 	}
 	path := filepath.Join(t.ArtifactDir(), "status.png")

@@ -8,7 +8,8 @@ import (
 
 // OutlierConfig configures passive ejection for a pool.
 type OutlierConfig struct {
-	// Consecutive failed exchanges in a row eject a backend; 0 = never.
+	// Consecutive failed exchanges in a row eject a backend (a failed
+	// connect at once); 0 = never.
 	Consecutive int64
 	// BaseTime is the first ejection's length; each ejection that follows
 	// within MaxEjectionTime of the last one's end lasts twice as long,
@@ -56,12 +57,26 @@ func (p *Pool) Failed(b *Backend) bool {
 	if c.Consecutive <= 0 || n < c.Consecutive {
 		return false
 	}
-	return p.eject(b, c, n)
+	return p.eject(b, c, "after "+strconv.FormatInt(n, 10)+" failures in a row")
+}
+
+// ConnectFailed records a failed connect to b (refused, or not accepted
+// within connect_timeout): unlike other failures it ejects b at once, when
+// the pool's cap allows, since a retry would otherwise meet the same
+// refusal (and least_inflight favours a backend whose requests fail fast).
+// It reports whether b was ejected now.
+func (p *Pool) ConnectFailed(b *Backend) bool {
+	c := p.m.Load().outlier
+	b.rot.streak.Add(1)
+	if c.Consecutive <= 0 {
+		return false
+	}
+	return p.eject(b, c, "connect failed")
 }
 
 // eject takes b out of rotation unless that would exceed the pool's cap or
 // leave it with no backend in rotation.
-func (p *Pool) eject(b *Backend, c OutlierConfig, failures int64) bool {
+func (p *Pool) eject(b *Backend, c OutlierConfig, why string) bool {
 	p.out.mu.Lock()
 	defer p.out.mu.Unlock()
 	m := p.m.Load()
@@ -95,7 +110,7 @@ func (p *Pool) eject(b *Backend, c OutlierConfig, failures int64) bool {
 	}
 	r.ejections = min(r.ejections+1, 32)
 	r.ejected = true
-	r.reason = "ejected for " + d.String() + " after " + strconv.FormatInt(failures, 10) + " failures in a row"
+	r.reason = "ejected for " + d.String() + ": " + why
 	b.rot.streak.Store(0)
 	b.refreshLocked()
 	p.out.afterFunc(d, func() { p.unEject(b) })

@@ -145,3 +145,26 @@ func TestAnsweredAllocatesNothing(t *testing.T) {
 		t.Fatalf("Sent+Answered allocate %v per op, want 0", n)
 	}
 }
+
+// A failed connect ejects at once, within the same cap and never the last
+// backend in rotation.
+func TestOutlierConnectFailedEjectsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := outlierPool(t, OutlierConfig{Consecutive: 3, BaseTime: time.Second, MaxPercent: 50}, 2)
+		a, b := p.Backends()[0], p.Backends()[1]
+		if !p.ConnectFailed(a) || a.Up() {
+			t.Fatal("a failed connect did not eject")
+		}
+		if _, reason := a.State(); reason != "ejected for 1s: connect failed" {
+			t.Errorf("State() reason = %q", reason)
+		}
+		if p.ConnectFailed(b) || !b.Up() {
+			t.Fatal("the last backend in rotation was ejected")
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !a.Up() {
+			t.Fatal("not back after its ejection time")
+		}
+	})
+}
