@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -196,5 +197,41 @@ func TestHealthCheckUnderOverload(t *testing.T) {
 				t.Fatalf("backend %s marked down under overload", a.Addr)
 			}
 		}
+	}
+}
+
+// Health state survives SIGHUP for a backend that keeps its address: one
+// marked down stays down through the reload. A backend the reload adds
+// starts up and is checked at once, not an interval later.
+func TestHealthCheckStateSurvivesReload(t *testing.T) {
+	var checksB atomic.Int64
+	a := NewRecorder(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	b := NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			checksB.Add(1)
+		}
+	})
+	cfg := func(backends string) string {
+		return loopbackListeners + `upstreams:
+  app:
+    health_check: {path: /health, interval: 5s, timeout: 1s, fall: 1, rise: 1}
+    backends: [` + backends + `]
+routes: [{upstream: app}]
+`
+	}
+	g := StartGateway(t, cfg("{address: "+a.Addr()+"}"))
+	waitFor(t, "a to be marked down", func() bool { v, _ := backendUp(t, g, a.Addr()); return v == 0 })
+	g.Reload(t, cfg("{address: "+a.Addr()+"}, {address: "+b.Addr()+"}"))
+	g.WaitForLog(t, "reloaded", 10*time.Second)
+	reloaded := time.Now()
+	if v, _ := backendUp(t, g, a.Addr()); v != 0 {
+		t.Error("the down backend is up again after the reload, before any check")
+	}
+	if v, _ := backendUp(t, g, b.Addr()); v != 1 {
+		t.Error("the added backend is not up before its first check")
+	}
+	waitFor(t, "the added backend's first check", func() bool { return checksB.Load() > 0 })
+	if took := time.Since(reloaded); took > 2*time.Second {
+		t.Errorf("added backend first checked %v after the reload, want at once (interval is 5s)", took)
 	}
 }
