@@ -245,9 +245,26 @@ func (e *HealthError) Error() string {
 	return "upstream: health check answered " + strconv.Itoa(e.Status)
 }
 
+// checkTimeout is a check that got no answer within its timeout.
+type checkTimeout struct{ d time.Duration }
+
+func (e checkTimeout) Error() string { return "no answer within " + e.d.String() }
+
+// Timeout reports true: isTimeout recognises it.
+func (e checkTimeout) Timeout() bool { return true }
+
 // probe sends one check request on a connection of its own and reads the
-// status line and headers of the answer.
+// status line and headers of the answer. A timeout, at any step, is a
+// checkTimeout.
 func probe(addr string, c *HealthConfig) error {
+	err := probeOnce(addr, c)
+	if err != nil && isTimeout(err) {
+		return checkTimeout{c.Timeout}
+	}
+	return err
+}
+
+func probeOnce(addr string, c *HealthConfig) error {
 	deadline := time.Now().Add(c.Timeout)
 	conn, err := net.DialTimeout("tcp", addr, c.Timeout)
 	if err != nil {
