@@ -176,7 +176,7 @@ func (g *Gateway) runTunnel(ctx *fasthttp.RequestCtx, c, raw net.Conn, u *upstre
 	ts := u.tunnels
 	if m := ts.max.Load(); m > 0 && ts.open.Load() >= m {
 		reply(ctx, fasthttp.StatusServiceUnavailable, "too many tunnels", u.retryAfter)
-		g.answerHijacked(ctx, c, s, u, nil, start, 0, 0)
+		g.answerHijacked(ctx, c, s, u, nil, start, 0, 0, "")
 		return
 	}
 	b, waited, err := u.pool.Acquire(connClient{raw})
@@ -184,7 +184,10 @@ func (g *Gateway) runTunnel(ctx *fasthttp.RequestCtx, c, raw net.Conn, u *upstre
 		reason, _ := upstream.Reason(err)
 		u.metrics.Shed(admin.ShedReason(reason))
 		reply(ctx, fasthttp.StatusServiceUnavailable, shedText[reason], u.retryAfter)
-		g.answerHijacked(ctx, c, s, u, nil, start, waited, 0)
+		if reason == upstream.ShedClientGone {
+			ctx.Response.SetStatusCode(statusClientGone) // recorded, never sent: the client left
+		}
+		g.answerHijacked(ctx, c, s, u, nil, start, waited, 0, shedNames[reason])
 		return
 	}
 	released := false
@@ -204,7 +207,7 @@ func (g *Gateway) runTunnel(ctx *fasthttp.RequestCtx, c, raw net.Conn, u *upstre
 		bm.Error(kind)
 		g.failed(u, b, err)
 		reply(ctx, code, text, "")
-		g.answerHijacked(ctx, c, s, u, b, start, waited, took)
+		g.answerHijacked(ctx, c, s, u, b, start, waited, took, "")
 		return
 	}
 	bm.Response(took)
@@ -212,7 +215,7 @@ func (g *Gateway) runTunnel(ctx *fasthttp.RequestCtx, c, raw net.Conn, u *upstre
 	if head == nil { // not 101: an ordinary response, already in ctx.Response
 		bc.Close()
 		rewriteResponse(&ctx.Response.Header, s)
-		g.answerHijacked(ctx, c, s, u, b, start, waited, took)
+		g.answerHijacked(ctx, c, s, u, b, start, waited, took, "")
 		return
 	}
 	u.metrics.QueueWait(waited)
@@ -255,19 +258,26 @@ func (r *tunnelRegistry) untrack(t *tunnel) {
 	r.wg.Done()
 }
 
+// hijackedWriteTimeout bounds writing a non-tunnel answer to a hijacked
+// client connection.
+const hijackedWriteTimeout = 30 * time.Second
+
 // answerHijacked writes ctx.Response to the hijacked client connection
-// (which closes after it) and records the request.
+// (which closes after it), unless its client left, and records the
+// request; shed names the shed reason, if any.
 func (g *Gateway) answerHijacked(ctx *fasthttp.RequestCtx, c net.Conn, s *scratch, u *upstreamState,
-	b *upstream.Backend, start time.Time, waited, took time.Duration) {
-	ctx.Response.SetConnectionClose()
-	c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	bw := bufio.NewWriter(c)
-	if err := ctx.Response.Write(bw); err == nil {
-		bw.Flush()
+	b *upstream.Backend, start time.Time, waited, took time.Duration, shed string) {
+	if ctx.Response.StatusCode() != statusClientGone {
+		ctx.Response.SetConnectionClose()
+		c.SetWriteDeadline(time.Now().Add(hijackedWriteTimeout))
+		bw := bufio.NewWriter(c)
+		if err := ctx.Response.Write(bw); err == nil {
+			bw.Flush()
+		}
 	}
 	u.metrics.QueueWait(waited)
 	u.metrics.Request(ctx.Response.StatusCode(), time.Since(start))
-	g.logAccess(ctx, s, start, u, b, waited, took, "")
+	g.logAccess(ctx, s, start, u, b, waited, took, shed)
 }
 
 // upgradeExchange dials b, sends the upgrade request and reads the head of
