@@ -27,7 +27,7 @@ type upstreamHistory struct {
 	ring [historyLen]sample
 	n    int // samples taken
 
-	requests, errors, shed uint64
+	answered, errors, shed uint64
 	buckets, prev          []uint64
 }
 
@@ -86,23 +86,23 @@ func (h *historian) sampleAll(st *state) {
 // reload removed backends) count as zero for that second.
 func (uh *upstreamHistory) sample(u *upstreamState) {
 	p := u.pool
-	var requests, errors, shed uint64
+	var answered, errors, shed uint64
 	for _, b := range p.Backends() {
-		requests += b.Requests()
+		answered += b.Answered()
 		errors += b.Errors()
 	}
 	for r := range shedNames {
 		shed += p.Shed(upstream.ShedReason(r))
 	}
 	s := sample{
-		served:   delta(requests-errors, uh.requests-uh.errors),
+		served:   delta(answered, uh.answered),
 		errors:   delta(errors, uh.errors),
 		shed:     delta(shed, uh.shed),
 		queue:    int32(p.QueueLength()),
 		inflight: int32(p.Inflight()),
 		limit:    int32(p.MaxInflight()),
 	}
-	uh.requests, uh.errors, uh.shed = requests, errors, shed
+	uh.answered, uh.errors, uh.shed = answered, errors, shed
 	uh.prev, uh.buckets = uh.buckets, u.metrics.QueueWaitBuckets(uh.prev[:0])
 	s.waitP50, s.waitP99 = quantile(uh.prev, uh.buckets, 0.5), quantile(uh.prev, uh.buckets, 0.99)
 	uh.ring[uh.n%historyLen] = s

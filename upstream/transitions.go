@@ -36,3 +36,7 @@ func (b *Backend) Transitions() []Transition {
 	}
 	return out
 }
+
+// Answered returns how many responses b gave (any status), as recorded by
+// Pool.Answered.
+func (b *Backend) Answered() uint64 { return b.rot.answered.Load() }
