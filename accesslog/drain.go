@@ -7,6 +7,7 @@ import "fmt"
 func (w *Writer) run() {
 	defer close(w.done)
 	for {
+		w.applyReopen()
 		if w.collect() {
 			continue
 		}

@@ -80,6 +80,8 @@ type Writer struct {
 
 	out    io.Writer
 	closer io.Closer // closed by Close; nil when the caller owns out
+	path   string    // the file Open opened, for Reopen; "" for streams
+	reopen chan reopenRequest
 
 	// Owned by the writer goroutine until done is closed.
 	deq        uint64
@@ -112,7 +114,9 @@ func Open(target string, bufferLines int) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accesslog: %w", err)
 	}
-	return start(f, f, bufferLines), nil
+	w := start(f, f, bufferLines)
+	w.path = target
+	return w, nil
 }
 
 func start(out io.Writer, closer io.Closer, bufferLines int) *Writer {
@@ -126,6 +130,7 @@ func start(out io.Writer, closer io.Closer, bufferLines int) *Writer {
 		done:   make(chan struct{}),
 		out:    out,
 		closer: closer,
+		reopen: make(chan reopenRequest, 1),
 		batch:  make([]byte, 0, batchBytes),
 	}
 	// Every slot gets its line buffer now, from one backing array, so that

@@ -89,16 +89,6 @@ func CheckSpoolDir(dir string) error {
 	return nil
 }
 
-func (d *decoder) boolean(dst *bool) handler {
-	return field(d, dst, "true or false", func(n *yaml.Node) (bool, error) {
-		var v bool
-		if n.Tag != "!!bool" || n.Decode(&v) != nil {
-			return false, fmt.Errorf("not a boolean: %q: want true or false", n.Value)
-		}
-		return v, nil
-	})
-}
-
 // rate decodes bytes per second: a size, optionally followed by "/s".
 func (d *decoder) rate(dst *int) handler {
 	return field(d, dst, "a rate", func(n *yaml.Node) (int, error) {

@@ -154,6 +154,28 @@ type Upstream struct {
 	IdleConnTimeout time.Duration
 	// Backends are the pool's members, in file order. At least one.
 	Backends []Backend
+	// HealthCheck configures active checks (YAML key health_check). nil,
+	// when the key is absent, means no active checks.
+	HealthCheck *HealthCheck
+	// OutlierDetection configures passive ejection (YAML key
+	// outlier_detection); see its defaults.
+	OutlierDetection OutlierDetection
+	// RetryBudget bounds retries (YAML key retry_budget); see its defaults.
+	RetryBudget RetryBudget
+	// TunnelIdleTimeout closes an Upgrade tunnel (WebSocket) after no byte
+	// went either way for this long (YAML key tunnel_idle_timeout).
+	// Default 1h; must be > 0.
+	TunnelIdleTimeout time.Duration
+	// MaxTunnels caps the Upgrade tunnels open at once over the upstream
+	// (YAML key max_tunnels); one more is answered 503. Default 0: no cap
+	// besides the backend slots, one of which each tunnel holds. Must be ≥ 0.
+	MaxTunnels int
+	// TimeoutHold keeps a backend slot taken after a request timed out
+	// (response_timeout) until the backend answers or closes the
+	// connection, this long at most (YAML key timeout_hold): the worker is
+	// still running the request. Default 60s; 0 releases the slot with
+	// the 504. Must be ≥ 0.
+	TimeoutHold time.Duration
 }
 
 // Queue configures an upstream's admission queue.
@@ -297,8 +319,13 @@ func defaultUpstream(name string) *Upstream {
 			Timeout:   5 * time.Second,
 			LIFOAfter: 500 * time.Millisecond,
 		},
-		ConnectTimeout:  time.Second,
-		ResponseTimeout: 30 * time.Second,
-		IdleConnTimeout: time.Second,
+		ConnectTimeout:   time.Second,
+		ResponseTimeout:  30 * time.Second,
+		IdleConnTimeout:  time.Second,
+		OutlierDetection: defaultOutlier(),
+		RetryBudget:      defaultRetryBudget(),
+
+		TunnelIdleTimeout: time.Hour,
+		TimeoutHold:       time.Minute,
 	}
 }

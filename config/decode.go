@@ -188,6 +188,13 @@ func (d *decoder) upstream(path string, n *yaml.Node, u *Upstream) {
 		"response_timeout":  d.duration(&u.ResponseTimeout, positive),
 		"idle_conn_timeout": d.duration(&u.IdleConnTimeout, positive),
 		"backends":          func(p string, v *yaml.Node) { u.Backends = d.backends(p, v) },
+		"health_check":      func(p string, v *yaml.Node) { u.HealthCheck = d.healthCheck(p, v) },
+		"outlier_detection": func(p string, v *yaml.Node) { d.outlier(p, v, &u.OutlierDetection) },
+		"retry_budget":      func(p string, v *yaml.Node) { d.retryBudget(p, v, &u.RetryBudget) },
+
+		"tunnel_idle_timeout": d.duration(&u.TunnelIdleTimeout, positive),
+		"max_tunnels":         d.integer(&u.MaxTunnels, nonNegative, atMost(maxLimit)),
+		"timeout_hold":        d.duration(&u.TimeoutHold, nonNegative),
 	})
 	if present != nil && present["backends"] == nil {
 		d.add(join(path, "backends"), n, "at least one backend is required")

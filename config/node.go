@@ -263,3 +263,14 @@ func join(path, key string) string {
 func index(path string, i int) string {
 	return path + "[" + strconv.Itoa(i) + "]"
 }
+
+// boolean decodes true or false.
+func (d *decoder) boolean(dst *bool) handler {
+	return field(d, dst, "true or false", func(n *yaml.Node) (bool, error) {
+		var v bool
+		if n.Tag != "!!bool" || n.Decode(&v) != nil {
+			return false, fmt.Errorf("not a boolean: %q: want true or false", n.Value)
+		}
+		return v, nil
+	})
+}

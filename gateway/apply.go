@@ -41,6 +41,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			Timeout:     uc.Queue.Timeout,
 			LIFOAfter:   uc.Queue.LIFOAfter,
 		}
+		resilience(uc, &pc)
 		addrs := make([]string, len(uc.Backends))
 		for i, bc := range uc.Backends {
 			addrs[i] = bc.Address
@@ -58,19 +59,25 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			if pc.Share, err = g.poolShare(name, uc); err != nil {
 				return fmt.Errorf("upstreams.%s: %w", name, err)
 			}
-			pool = upstream.NewPool(pc)
-		} else {
-			updates = append(updates, update{pool, pc})
+			bare := pc
+			bare.Health = nil // checks start below, once nothing can fail
+			pool = upstream.NewPool(bare)
 		}
+		updates = append(updates, update{pool, pc})
 		pools[name] = pool
 		us := &upstreamState{
 			name:       name,
 			balancer:   uc.Balancer,
 			pool:       pool,
 			metrics:    metrics,
+			retries:    g.retryMetrics(name),
 			retryAfter: retryAfter(uc.Queue.Timeout),
 			bodies:     bodies,
 			streams:    g.spool.streamCounter(name),
+
+			tunnels:         g.tunnels.forUpstream(uc, g.metrics),
+			connectTimeout:  uc.ConnectTimeout,
+			responseTimeout: uc.ResponseTimeout,
 		}
 		ups[name] = us
 	}
@@ -93,6 +100,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			b.CloseIdleConnections() // removed: Pool.Update marked it down
 		}
 	}
+	g.forgetRemoved(pools, backends)
 	g.pools, g.backends = pools, backends
 	g.state.Store(st)
 	g.checkSpoolDir(cfg.Server.SpoolDir)
@@ -123,6 +131,7 @@ func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *co
 		ConnectTimeout:  uc.ConnectTimeout,
 		ResponseTimeout: uc.ResponseTimeout,
 		IdleConnTimeout: uc.IdleConnTimeout,
+		TimeoutHold:     uc.TimeoutHold,
 		Observer:        m,
 	}
 	b := g.backends[key]

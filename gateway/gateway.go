@@ -28,6 +28,7 @@ type upstreamState struct {
 	balancer   string
 	pool       *upstream.Pool
 	metrics    *metrics.UpstreamMetrics
+	retries    *metrics.RetryMetrics
 	retryAfter string // whole seconds, the queue timeout rounded up
 
 	// Body handling; see body.go. A route with its own buffering or
@@ -36,6 +37,10 @@ type upstreamState struct {
 	streams *atomic.Int64 // streams open now, shared by the copies
 	stream  bool          // buffering: false
 	timeout time.Duration // the route's response_timeout; 0: the upstream's
+
+	tunnels         *tunnelSet // see tunnel.go
+	connectTimeout  time.Duration
+	responseTimeout time.Duration
 }
 
 // state is everything a reload replaces, swapped as one immutable value.
@@ -57,6 +62,8 @@ type Gateway struct {
 
 	exchangers []*exchanger // one per GOMAXPROCS, chosen by listener shard
 	spool      spooler
+	tunnels    tunnelRegistry
+	history    historian // the status page's graphs; see history.go
 
 	// mu serialises Apply; it protects pools and backends.
 	mu       sync.Mutex
@@ -88,6 +95,7 @@ func New(cfg *config.Config, m *metrics.Metrics, access *accesslog.Writer, log *
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
+	g.startHistory()
 	return g, nil
 }
 
@@ -125,6 +133,7 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		// client connected to, as the request line cannot name a backend.
 		h.SetHost(ctx.LocalAddr().String())
 	}
+	upgrade := upgradeRequested(h) // before rewriteRequest drops Connection and Upgrade
 	if !rewriteRequest(h, peerAddr(s.conn), st.trusted, s) {
 		reply(ctx, fasthttp.StatusBadRequest, "conflicting Content-Length and Transfer-Encoding", "")
 		ctx.SetConnectionClose()
@@ -142,6 +151,10 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 		u.SetUsernameBytes(nil)
 		u.SetPasswordBytes(nil)
 	}
+	if upgrade != nil {
+		g.startTunnel(ctx, u, upgrade, start)
+		return
+	}
 	if !g.readBody(ctx, s, u, start) {
 		return
 	}
@@ -149,16 +162,18 @@ func (g *Gateway) Handler(ctx *fasthttp.RequestCtx) {
 }
 
 // forward waits for a slot, sends the request and records the outcome. A
-// backend that refuses the connection (or does not accept it within
-// connect_timeout) has seen nothing of the request, so the request is sent
-// to another backend of the pool and the refusing one is ejected for
-// upstream.EjectTime.
+// request that failed before the backend could have acted on it is sent
+// again, to the same or another backend, when upstream.Resendable says it is
+// safe and the upstream's retry budget allows (see retry.go); every failure
+// counts towards the backend's ejection (upstream.Pool.Failed).
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, start time.Time) {
 	var waited time.Duration
+	u.pool.Sent(start)
 	for attempt := 1; ; attempt++ {
 		b, w, err := u.pool.Acquire(s)
 		waited += w
 		if err != nil {
+			g.retried(u, attempt, false)
 			g.shed(ctx, s, u, start, waited, err)
 			return
 		}
@@ -169,30 +184,25 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState
 		s.pool, s.backend, s.ctx = nil, nil, nil
 		took := time.Since(sent)
 		if err == nil {
+			u.pool.Answered(b, ctx.Response.StatusCode())
+			g.retried(u, attempt, true)
 			rewriteResponse(&ctx.Response.Header, s)
 			g.finish(ctx, s, u, b, start, waited, took)
 			return
 		}
 		kind := upstream.Classify(err)
 		g.log.Debug("backend error", "upstream", u.name, "backend", b.Address(), "error", err)
-		if kind == upstream.ErrConnect {
-			if u.pool.Eject(b) {
-				g.log.Warn("backend ejected: connect failed", "upstream", u.name, "backend", b.Address(),
-					"for", upstream.EjectTime, "error", err)
-			}
-			if attempt < maxConnectAttempts && u.pool.Healthy() {
-				continue
-			}
+		g.failed(u, b, err)
+		if g.retry(ctx, u, b, err, attempt) {
+			continue
 		}
+		g.retried(u, attempt, false)
 		code, text := backendStatus(kind, err)
 		reply(ctx, code, text, "")
 		g.done(ctx, s, u, b, start, waited, took)
 		return
 	}
 }
-
-// maxConnectAttempts bounds the backends one request tries to connect to.
-const maxConnectAttempts = 3
 
 // done records a request that reached a backend.
 func (g *Gateway) done(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, b *upstream.Backend,
@@ -233,6 +243,8 @@ func (g *Gateway) Close() {
 	for _, ex := range g.exchangers {
 		ex.close()
 	}
+	g.stopChecks()
+	g.stopHistory()
 }
 
 func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {

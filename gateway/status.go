@@ -27,15 +27,19 @@ func (g *Gateway) Snapshot() []metrics.UpstreamStatus {
 		}
 		for _, b := range p.Backends() {
 			us.Requests += b.Requests()
+			up, reason := b.State()
 			us.Backends = append(us.Backends, metrics.BackendStatus{
-				Address:  b.Address(),
-				Limit:    b.Limit(),
-				Inflight: b.Inflight(),
-				Up:       b.Up(),
-				Requests: b.Requests(),
-				Errors:   b.Errors(),
+				Address:     b.Address(),
+				Limit:       b.Limit(),
+				Inflight:    b.Inflight(),
+				Up:          up,
+				Reason:      reason,
+				Transitions: transitions(b),
+				Requests:    b.Requests(),
+				Errors:      b.Errors(),
 			})
 		}
+		us.History = g.history.snapshot(u.name)
 		out = append(out, us)
 	}
 	return out

@@ -55,4 +55,3 @@ func (b *BodyMetrics) SpoolBytes(delta int64) {
 		b.spoolBytes.Add(float64(delta))
 	}
 }
-

@@ -36,7 +36,8 @@ type Metrics struct {
 	source  atomic.Pointer[func() Snapshot]
 	dropped droppedCounter
 
-	bodies *BodyMetrics
+	bodies     *BodyMetrics
+	resilience resilienceMetrics // see resilience_metrics.go
 
 	mu sync.Mutex // protects codes
 	// codes keeps one status-code table per upstream name, so handles made
@@ -68,6 +69,7 @@ func NewMetrics(version string) *Metrics {
 	}, []string{"upstream", "backend", "kind"})
 	m.registerReload()
 	m.bodies = newBodyMetrics(m.reg)
+	m.registerResilience()
 	m.reg.MustRegister(m.requests, m.duration, m.queueWait, m.shed, m.backendResp, m.backendErrs,
 		newBuildInfo(version), newSnapshotCollector(&m.source), m.dropped.counterFunc(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -64,6 +64,9 @@ type UpstreamStatus struct {
 	// Streams is the number of responses passing through as they arrive
 	// now, each holding a backend slot.
 	Streams int64 `json:"streams_open"`
+	// History is the last minutes for the status page's graphs; nil when
+	// none is kept.
+	History *History `json:"history,omitempty"`
 }
 
 // BackendStatus describes one backend of an upstream.
@@ -75,4 +78,10 @@ type BackendStatus struct {
 	Up       bool   `json:"up"`
 	Requests uint64 `json:"requests"`
 	Errors   uint64 `json:"errors"`
+	// Reason says why the backend last left or rejoined rotation (a check,
+	// an ejection); "" while nothing happened.
+	Reason string `json:"reason,omitempty"`
+	// Transitions are the backend's last changes in and out of rotation,
+	// oldest first.
+	Transitions []TransitionStatus `json:"transitions,omitempty"`
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests drive, from Debian's packages, when it is
-# missing: gunicorn + Flask (real backends), curl (a real client) and
+# missing: gunicorn + Flask (real backends), python3-websockets (a real
+# WebSocket server and client), curl (a real client) and
 # Chromium (renders the status page). Needs root (or sudo) only to install.
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/gunicorn ] || missing+=(gunicorn)
 /usr/bin/python3 -c 'import flask' 2>/dev/null || missing+=(python3-flask)
+/usr/bin/python3 -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
 command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 

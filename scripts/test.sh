@@ -2,7 +2,7 @@
 # The whole test suite: the README's test command, and what CI runs.
 #
 # 1. installs the Debian packages the end-to-end tests drive when missing
-#    (gunicorn, python3-flask, curl, chromium);
+#    (gunicorn, python3-flask, python3-websockets, curl, chromium);
 # 2. go vet;
 # 3. every unit package under the race detector, then each gateway fuzz
 #    target for a bounded number of runs (go test fuzzes one target per invocation;

@@ -25,6 +25,7 @@ type BackendConfig struct {
 	ConnectTimeout  time.Duration // TCP connect
 	ResponseTimeout time.Duration // whole exchange once connected
 	IdleConnTimeout time.Duration // pooled connections idle longer are closed
+	TimeoutHold     time.Duration // after a response timeout, hold the slot until the backend answers, this long at most; 0 = release at once
 	Observer        Observer      // records exchange outcomes; nil records nothing
 	Slot            *shm.Slot     // shared in-flight count across processes (NewBackend only); nil = this process only
 }
@@ -43,6 +44,9 @@ type Backend struct {
 
 	client   *fasthttp.HostClient
 	observer Observer // set at creation, never changed
+
+	rot  rotation     // what keeps it out of rotation; see health.go
+	hold atomic.Int64 // TimeoutHold in ns; see hold.go
 }
 
 // NewBackend returns a healthy backend with no requests in flight.
@@ -56,6 +60,7 @@ func NewBackend(c BackendConfig) *Backend {
 	}
 	b.up.Store(true)
 	b.client = newHostClient(c)
+	b.client.Transport = cleanTransport{b: b}
 	b.Reconfigure(c)
 	return b
 }
@@ -69,6 +74,7 @@ func (b *Backend) Reconfigure(c BackendConfig) {
 		w = 1
 	}
 	b.weight.Store(w)
+	b.hold.Store(int64(c.TimeoutHold))
 	b.client.ReadTimeout = c.ResponseTimeout
 	b.client.WriteTimeout = c.ResponseTimeout
 	b.client.MaxIdleConnDuration = c.IdleConnTimeout
@@ -99,9 +105,20 @@ func (b *Backend) Weight() int64 { return b.weight.Load() }
 // Up reports whether the backend takes new requests.
 func (b *Backend) Up() bool { return b.up.Load() }
 
-// SetUp marks the backend healthy or not. A down backend takes no new
-// requests; those in flight finish.
-func (b *Backend) SetUp(up bool) { b.up.Store(up) }
+// SetUp(false) takes the backend out of rotation for good, as a reload
+// that removes it does: it takes no new requests, those in flight finish,
+// and its checks stop. SetUp(true) undoes that; checks and ejection still
+// apply.
+func (b *Backend) SetUp(up bool) {
+	if !up {
+		b.remove()
+		return
+	}
+	b.rot.mu.Lock()
+	b.rot.removed = false
+	b.refreshLocked()
+	b.rot.mu.Unlock()
+}
 
 // Available reports whether a new request could start on the backend now.
 func (b *Backend) Available() bool {
@@ -133,24 +150,6 @@ func (b *Backend) tryAcquire() bool {
 			return true
 		}
 	}
-}
-
-// Do forwards req to the backend and reads the whole response into resp.
-// The caller must hold a slot on the backend (Pool.Acquire). The request is
-// never resent: a pooled connection is checked before it is written to.
-// The outcome goes to the backend's Observer; Classify tells the kind of a
-// returned error.
-func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
-	b.requests.Add(1)
-	start := time.Now()
-	err := b.client.Do(req, resp)
-	if err != nil {
-		b.errors.Add(1)
-		b.observer.Error(Classify(err))
-		return err
-	}
-	b.observer.Response(time.Since(start))
-	return nil
 }
 
 type nopObserver struct{}

@@ -254,22 +254,40 @@ func (b *Body) Close() error {
 	return nil
 }
 
-// Exchange forwards req to the backend like Do, reading the response as o
-// says. It returns a Body when the response body was not read whole (see
-// Options); the caller must Close it. The caller must hold a slot on the
-// backend.
+// Exchange forwards req to the backend and reads the response as o says
+// (with o nil, whole). It returns a Body when the response body was not read
+// whole (see Options); the caller must Close it. The caller must hold a slot
+// on the backend. The request is never resent: a pooled connection is
+// checked before it is written to. The outcome goes to the backend's
+// Observer (the response time is to the end of what was read here);
+// Classify tells the kind of a returned error.
 func (b *Backend) Exchange(req *fasthttp.Request, resp *fasthttp.Response, o *Options) (*Body, error) {
 	b.requests.Add(1)
+	start := time.Now()
 	resp.ResetBody() // the header is read anew; keep its settings (no default Content-Type)
 	req.URI().DisablePathNormalizing = true
-	body, err := roundTrip(b.client, req, resp, o)
+	body, err := cleanTransport{b: b}.roundTrip(b.client, req, resp, o)
 	if err != nil {
 		b.errors.Add(1)
 		if err == io.EOF {
 			err = fasthttp.ErrConnectionClosed
 		}
+		b.Observe(0, err)
+		return nil, err
 	}
-	return body, err
+	b.Observe(time.Since(start), nil)
+	return body, nil
+}
+
+// Observe reports one exchange to the backend's Observer: its error, or
+// how long it took. Exchange calls it; so does a caller that talks to the
+// backend on a connection of its own (an Upgrade tunnel).
+func (b *Backend) Observe(took time.Duration, err error) {
+	if err != nil {
+		b.observer.Error(Classify(err))
+		return
+	}
+	b.observer.Response(took)
 }
 
 // readResponse reads a response header and as much of its body as o asks

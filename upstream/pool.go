@@ -23,7 +23,10 @@ type PoolConfig struct {
 	Timeout     time.Duration // longest wait for a slot
 	LIFOAfter   time.Duration // oldest waiter older than this → newest-first; 0 = FIFO
 	Backends    []*Backend
-	Share       *PoolShare // shared slots across processes (NewPool only); nil = this process only
+	Share       *PoolShare    // shared slots across processes (NewPool only); nil = this process only
+	Health      *HealthConfig // active checks; nil = none
+	Outlier     OutlierConfig // passive ejection
+	Retry       RetryConfig   // retry budget
 }
 
 // members is the part of a pool a reload replaces as one value.
@@ -36,6 +39,9 @@ type members struct {
 	queueLength int
 	timeout     time.Duration
 	lifoAfter   time.Duration
+
+	outlier OutlierConfig
+	retry   RetryConfig
 }
 
 // Pool is a set of backends with one admission queue. Safe for concurrent
@@ -63,12 +69,16 @@ type Pool struct {
 
 	now          func() time.Time
 	pollInterval time.Duration
+
+	out    outliers // passive ejection; see outlier.go
+	budget budget   // retries; see retry.go
 }
 
 // NewPool returns a pool over c.Backends.
 func NewPool(c PoolConfig) *Pool {
 	p := &Pool{now: time.Now, pollInterval: 100 * time.Millisecond}
 	p.waiters.New = newWaiter
+	p.out.afterFunc = time.AfterFunc
 	p.attach(c.Share)
 	p.Update(c)
 	return p
@@ -90,15 +100,19 @@ func (p *Pool) Update(c PoolConfig) {
 		queueLength: c.QueueLength,
 		timeout:     c.Timeout,
 		lifoAfter:   c.LIFOAfter,
+		outlier:     c.Outlier,
+		retry:       c.Retry,
 	}
 	for i, b := range c.Backends {
 		m.view[i] = b
+		b.setPool(p)
+		b.SetHealthCheck(c.Health)
 	}
 	old := p.m.Swap(m)
 	if old != nil {
 		for _, b := range old.backends {
 			if !slices.Contains(m.backends, b) {
-				b.SetUp(false)
+				b.SetUp(false) // out of rotation for good; its checks stop
 			}
 		}
 	}
@@ -226,40 +240,6 @@ func (p *Pool) countShed(err error) error {
 func healthy(m *members) bool {
 	for _, b := range m.backends {
 		if b.Up() {
-			return true
-		}
-	}
-	return false
-}
-
-// EjectTime is how long a backend that refused a connection takes no new
-// requests (nginx's fail_timeout). Its in-flight requests finish.
-const EjectTime = 2 * time.Second
-
-// Eject takes b out of rotation for EjectTime after a failed connect: a
-// backend that is down or restarting then costs its share of requests
-// nothing, and queued requests go to the others. It reports whether b was
-// up. Back in rotation, b gets the waiting requests its slots can take.
-func (p *Pool) Eject(b *Backend) bool {
-	if !b.up.CompareAndSwap(true, false) {
-		return false
-	}
-	time.AfterFunc(EjectTime, func() {
-		if !p.member(b) {
-			return // removed by a reload meanwhile: stays down
-		}
-		b.up.Store(true)
-		p.mu.Lock()
-		p.dispatchLocked()
-		p.mu.Unlock()
-	})
-	return true
-}
-
-// member reports whether b is one of the pool's current backends.
-func (p *Pool) member(b *Backend) bool {
-	for _, x := range p.m.Load().backends {
-		if x == b {
 			return true
 		}
 	}

@@ -328,17 +328,25 @@ func TestLIFOAfterRaisedWhileLIFOKeepsLIFOUntilDrained(t *testing.T) {
 	})
 }
 
-// Rule 6: an ejected backend takes nothing new for EjectTime, then is
-// re-admitted on the clock and served to the waiters at once.
+// ejecting is an outlier configuration that ejects at a failed connect for
+// ejectTime.
+const ejectTime = 2 * time.Second
+
+var ejecting = OutlierConfig{Consecutive: 3, BaseTime: ejectTime, MaxPercent: 50}
+
+// Rule 6: an ejected backend takes nothing new for its ejection time, then
+// is re-admitted on the clock and served to the waiters at once.
 func TestEjectionAndReadmissionOnTheClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, c := bubblePool(t, 0, 10, 0, 1, 1)
+		c.Outlier = ejecting
+		p.Update(c)
 		a, b := c.Backends[0], c.Backends[1]
-		if !p.Eject(b) {
-			t.Fatal("Eject() = false for an up backend, want true")
+		if !p.ConnectFailed(b) {
+			t.Fatal("ConnectFailed() = false for an up backend, want it ejected")
 		}
-		if p.Eject(b) {
-			t.Fatal("Eject() = true for an ejected backend, want false")
+		if p.ConnectFailed(a) {
+			t.Fatal("ConnectFailed() ejected the last backend in rotation, want it kept")
 		}
 		held := mustAcquire(t, p)
 		if held != a {
@@ -346,10 +354,10 @@ func TestEjectionAndReadmissionOnTheClock(t *testing.T) {
 		}
 		ch := make(chan grant, 1)
 		queueUp(t, p, 0, 1, ch)
-		time.Sleep(EjectTime - time.Millisecond)
+		time.Sleep(ejectTime - time.Millisecond)
 		none(t, ch, "the ejected backend is not back yet")
 		if b.Up() {
-			t.Fatal("Up() = true before EjectTime, want false")
+			t.Fatal("Up() = true before its ejection time, want false")
 		}
 		time.Sleep(2 * time.Millisecond)
 		g := next(t, ch)
@@ -366,11 +374,15 @@ func TestEjectionAndReadmissionOnTheClock(t *testing.T) {
 func TestEjectedBackendRemovedStaysDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, c := bubblePool(t, 0, 10, 0, 1, 1)
+		c.Outlier = ejecting
+		p.Update(c)
 		b := c.Backends[1]
-		p.Eject(b)
+		if !p.ConnectFailed(b) {
+			t.Fatal("ConnectFailed() = false, want the backend ejected")
+		}
 		c.Backends = c.Backends[:1]
 		p.Update(c)
-		time.Sleep(2 * EjectTime)
+		time.Sleep(2 * ejectTime)
 		if b.Up() {
 			t.Fatal("removed backend came back up after its ejection, want it down")
 		}

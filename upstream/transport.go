@@ -63,6 +63,26 @@ type backendConn struct {
 	*net.TCPConn
 	peeker *listener.Peeker
 	used   bool
+	served int   // exchanges completed on it
+	nread  int64 // bytes read since the current exchange was written
+}
+
+// Read counts the bytes read, so a failed exchange tells whether the
+// response had begun.
+func (c *backendConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	c.nread += int64(n)
+	return n, err
+}
+
+// exchangeError wraps err, an exchange's failure on c, with how far the
+// exchange got.
+func exchangeError(c net.Conn, err error) error {
+	bc, ok := c.(*backendConn)
+	if !ok {
+		return err
+	}
+	return &ExchangeError{Err: err, Reused: bc.served > 0, Answering: bc.nread > 0}
 }
 
 func dial(d *net.Dialer, addr string) (net.Conn, error) {
@@ -89,17 +109,19 @@ func dial(d *net.Dialer, addr string) (net.Conn, error) {
 // (gunicorn 20.1 writes a body after a HEAD response) or a close it sent
 // while the connection sat in the pool would otherwise become the next
 // request's response or fail a request that is not safe to resend.
-type cleanTransport struct{}
+type cleanTransport struct {
+	b *Backend // whose slot a timed-out exchange may hold; see hold.go
+}
 
 // RoundTrip implements fasthttp.RoundTripper. It never asks fasthttp to retry.
-func (cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
-	_, err := roundTrip(hc, req, resp, nil)
+func (t cleanTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	_, err := t.roundTrip(hc, req, resp, nil)
 	return false, err
 }
 
 // roundTrip is one exchange. With o nil it reads the whole response; else
 // as o says, returning the Body that continues it, if any (see Options).
-func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, o *Options) (*Body, error) {
+func (t cleanTransport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, o *Options) (*Body, error) {
 	timeout := hc.ReadTimeout
 	if o != nil && o.Timeout > 0 {
 		timeout = o.Timeout
@@ -134,8 +156,12 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 		err = conn.SetReadDeadline(time.Now().Add(timeout))
 	}
 	if err != nil {
+		err = exchangeError(conn, err)
 		hc.CloseConn(cc)
 		return nil, err
+	}
+	if bc, ok := conn.(*backendConn); ok {
+		bc.nread = 0
 	}
 	head := req.Header.IsHead()
 	resp.SkipBody = head
@@ -168,8 +194,17 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 	if err != nil || leftover || head || !keep || resp.ConnectionClose() || req.ConnectionClose() {
 		// A HEAD response may be followed by a body the backend should not
 		// have sent; never reuse a connection that carried one.
+		if err != nil {
+			if t.hold(conn, func() { hc.CloseConn(cc) }, err) {
+				return nil, exchangeError(conn, err) // the connection is the hold's now
+			}
+			err = exchangeError(conn, err)
+		}
 		hc.CloseConn(cc)
 		return nil, err
+	}
+	if bc, ok := conn.(*backendConn); ok {
+		bc.served++
 	}
 	hc.ReleaseConn(cc)
 	return nil, nil

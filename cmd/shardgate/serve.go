@@ -115,6 +115,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown timeout passed with requests still open", "error", err)
 	}
+	gw.CloseTunnels(ctx) // open tunnels get what remains of shutdown_timeout
 	gw.Close()
 	log.Info("stopped")
 	return nil
@@ -124,7 +125,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 func waitForStop(running *config.Config, path string, gw *gateway.Gateway, reg *metrics.Metrics,
 	log *slog.Logger, h *hooks, up *upgrader) {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	var stop <-chan struct{}
 	if h != nil {
@@ -138,6 +139,8 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, reg *
 			switch sig {
 			case syscall.SIGHUP:
 				reload(running, path, gw, reg, log)
+			case syscall.SIGUSR1:
+				reopenAccessLog(gw, log)
 			case syscall.SIGUSR2:
 				up.start()
 			default:

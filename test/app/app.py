@@ -13,13 +13,15 @@ Endpoints:
 The counters are shared by every worker process of one gunicorn instance:
 they live in the file named by APP_STATE_FILE (three little-endian int64:
 inflight, max_inflight, served) and every update holds an exclusive
-fcntl.flock on it, so they are exact across the sync workers. Only /work
+fcntl.flock on it (and a lock of the process, for gthread's threads), so
+they are exact across sync workers and gthread threads alike. Only /work
 is counted; /stats, /reset and / are not.
 """
 
 import fcntl
 import os
 import struct
+import threading
 import time
 
 from flask import Flask, jsonify, request
@@ -29,6 +31,9 @@ app = Flask(__name__)
 _STATE = struct.Struct("<qqq")  # inflight, max_inflight, served
 _fd = None
 _fd_pid = None
+# flock does not exclude threads sharing one descriptor: gthread workers
+# also take this lock.
+_thread_lock = threading.Lock()
 
 
 def _state_fd():
@@ -45,16 +50,17 @@ def _state_fd():
 
 def _update(change):
     """Apply change(inflight, max_inflight, served) -> tuple under the file lock."""
-    fd = _state_fd()
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        raw = os.pread(fd, _STATE.size, 0)
-        values = _STATE.unpack(raw) if len(raw) == _STATE.size else (0, 0, 0)
-        values = change(*values)
-        os.pwrite(fd, _STATE.pack(*values), 0)
-        return values
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    with _thread_lock:
+        fd = _state_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            raw = os.pread(fd, _STATE.size, 0)
+            values = _STATE.unpack(raw) if len(raw) == _STATE.size else (0, 0, 0)
+            values = change(*values)
+            os.pwrite(fd, _STATE.pack(*values), 0)
+            return values
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _begin(inflight, max_inflight, served):
