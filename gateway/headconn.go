@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"syscall"
 
@@ -190,4 +191,19 @@ func (c *headConn) SyscallConn() (syscall.RawConn, error) {
 		return sc.SyscallConn()
 	}
 	return nil, errors.ErrUnsupported
+}
+
+// ReadFrom writes what r yields to the wrapped connection as it arrives.
+// fasthttp writes a response body through a bufio.Writer, which hands the
+// whole body to ReadFrom once its buffer is empty (after the header went
+// out): a streamed body then reaches the client read by read instead of
+// waiting in a 4 KiB buffer. Without this method the wrapper would hide
+// *net.TCPConn's ReadFrom and hold every stream back (regression:
+// TestStreamEventsArriveAsSent/with-length saw events a second late).
+func (c *headConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	// Hide ReadFrom from io.Copy, which would call it again.
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
