@@ -45,6 +45,8 @@ func populated(t testing.TB) *Metrics {
 	u.Backend(0).Response(time.Millisecond)
 	u.Backend(0).Error(upstream.ErrReset)
 	m.ConfigReload(true)
+	m.Retries("app").Retry(RetrySuccess)
+	m.TunnelsOpen("app").Set(0)
 	return m
 }
 
