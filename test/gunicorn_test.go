@@ -25,9 +25,15 @@ import (
 // (sync workers) serving the Flask app in app/app.py, which counts across
 // its workers how many requests it runs at once.
 
-// gunicornWorkers is the number of sync workers of every test gunicorn,
-// which is also each backend's max_inflight in the gateway config.
-const gunicornWorkers = 2
+// gunicornLimit is each test gunicorn's max_inflight in the gateway config,
+// and gunicornWorkers its number of sync workers: more than the limit, so
+// that the app itself sees a broken limit (it counts the requests it runs
+// at once across its workers) instead of the excess waiting unseen in
+// gunicorn's backlog.
+const (
+	gunicornLimit   = 2
+	gunicornWorkers = 4
+)
 
 // errPortTaken reports that gunicorn could not bind its port.
 var errPortTaken = errors.New("port already in use")
@@ -213,11 +219,11 @@ func (a *gunicornApp) stats(t *testing.T) appStats {
 
 // gunicornConfig returns a gateway config with a 2-shard listener, an admin
 // listener and one upstream "app" over apps, each at max_inflight
-// gunicornWorkers; queue holds the entries of the upstream's queue section.
+// gunicornLimit; queue holds the entries of the upstream's queue section.
 func gunicornConfig(queue string, apps []*gunicornApp) string {
 	var backends []string
 	for _, a := range apps {
-		backends = append(backends, fmt.Sprintf("{address: %q, max_inflight: %d}", a.Addr, gunicornWorkers))
+		backends = append(backends, fmt.Sprintf("{address: %q, max_inflight: %d}", a.Addr, gunicornLimit))
 	}
 	return fmt.Sprintf(loopbackListeners+`upstreams:
   app:
@@ -267,7 +273,7 @@ func checkOutcomes(t *testing.T, rs []loadgen.Result, allowed ...string) map[str
 }
 
 // checkAppLimits fails the test unless every app ran at most
-// gunicornWorkers requests at once, and exactly that many when saturated
+// gunicornLimit requests at once, and exactly that many when saturated
 // is set; it returns the total the apps served.
 func checkAppLimits(t *testing.T, apps []*gunicornApp, saturated bool) int {
 	t.Helper()
@@ -275,9 +281,9 @@ func checkAppLimits(t *testing.T, apps []*gunicornApp, saturated bool) int {
 	for i, a := range apps {
 		s := a.stats(t)
 		t.Logf("backend %d (%s): %+v", i, a.Addr, s)
-		if s.MaxInflight > gunicornWorkers || (saturated && s.MaxInflight != gunicornWorkers) {
+		if s.MaxInflight > gunicornLimit || (saturated && s.MaxInflight != gunicornLimit) {
 			t.Errorf("backend %d max_inflight = %d, want %d (its limit, reached under load)",
-				i, s.MaxInflight, gunicornWorkers)
+				i, s.MaxInflight, gunicornLimit)
 		}
 		served += s.Served
 	}
@@ -296,7 +302,9 @@ func loadContext(t *testing.T) context.Context {
 // than it has workers, while every request is answered 200 exactly once.
 func TestGunicornLimitExact(t *testing.T) {
 	apps := startGunicorns(t, 2)
-	g := StartGateway(t, gunicornConfig("timeout: 30s", apps))
+	// Strict FIFO: these clients are patient, and under a loaded machine a
+	// LIFO switch would shed some of them; this test is about the limit.
+	g := StartGateway(t, gunicornConfig("timeout: 30s, lifo_after: 0s", apps))
 	cl := loadgen.ClosedLoop{URL: g.URL + "/work?ms=20", Clients: 64, Duration: 4 * time.Second,
 		MaxRequests: 4000, Timeout: 40 * time.Second}
 	rs, err := cl.Run(loadContext(t))
@@ -304,7 +312,7 @@ func TestGunicornLimitExact(t *testing.T) {
 		t.Fatalf("closed loop: %v", err)
 	}
 	sum := loadgen.Summarize(rs)
-	t.Logf("64 clients, 2 backends x %d workers: %v", gunicornWorkers, sum)
+	t.Logf("64 clients, 2 backends x %d slots (%d workers each): %v", gunicornLimit, gunicornWorkers, sum)
 	checkOutcomes(t, rs, "200")
 	served := checkAppLimits(t, apps, true)
 	if served != sum.Status[200] {

@@ -91,7 +91,7 @@ func backendUp(t *testing.T, g *Gateway, addr string) (float64, bool) {
 func checkedConfig(apps []*gunicornApp, extra string) string {
 	var backends []string
 	for _, a := range apps {
-		backends = append(backends, fmt.Sprintf("{address: %q, max_inflight: %d}", a.Addr, gunicornWorkers))
+		backends = append(backends, fmt.Sprintf("{address: %q, max_inflight: %d}", a.Addr, gunicornLimit))
 	}
 	return fmt.Sprintf(loopbackListeners+`upstreams:
   app:
