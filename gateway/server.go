@@ -33,6 +33,10 @@ type Server struct {
 	log        *slog.Logger
 	groups     []*listener.Group
 	wg         sync.WaitGroup
+
+	sc    config.Server
+	edges map[*listener.Group]*Edge // see SetEdge
+	extra []*fasthttp.Server        // the edge listeners' own servers
 }
 
 // NewServer returns a server for g with the client-side limits of sc.
@@ -40,6 +44,7 @@ func NewServer(g *Gateway, sc config.Server, log *slog.Logger) *Server {
 	return &Server{
 		g:    g,
 		log:  log,
+		sc:   sc,
 		fast: newFastHTTP(g, sc, log, false),
 		lean: newFastHTTP(g, sc, log, true),
 	}
@@ -70,10 +75,14 @@ func newFastHTTP(g *Gateway, sc config.Server, log *slog.Logger, lean bool) *fas
 func (s *Server) Serve(groups []*listener.Group) {
 	s.groups = append(s.groups, groups...)
 	for _, grp := range groups {
+		e := s.edges[grp]
+		fastSrv, leanSrv := s.servers(e)
 		for i, ln := range grp.Shards() {
+			ln = e.wrap(ln)
 			fast, lean := newConnQueue(ln), newConnQueue(ln)
-			s.serve(s.fast, fast, grp, i)
-			s.serve(s.lean, lean, grp, i)
+			fast.srv, lean.srv = fastSrv, leanSrv
+			s.serve(fastSrv, fast, grp, i)
+			s.serve(leanSrv, lean, grp, i)
 			s.wg.Go(func() { s.split(ln, fast, lean) })
 		}
 	}
@@ -97,10 +106,11 @@ func (s *Server) split(ln net.Listener, fast, lean *connQueue) {
 		if err != nil {
 			return // closed by Shutdown
 		}
-		q, srv := fast, s.fast
+		q := fast
 		if s.openConns() > leanAbove {
-			q, srv = lean, s.lean
+			q = lean
 		}
+		srv := q.srv
 		if !q.put(c) {
 			// Shutdown closed the queue after the socket gave us c: serve
 			// it anyway (its response closes it) rather than reset a client.
@@ -122,11 +132,15 @@ func (s *Server) openConns() int64 {
 // finished or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.g.Drain()
-	errs := make(chan error, 2)
-	for _, srv := range []*fasthttp.Server{s.fast, s.lean} {
+	all := append([]*fasthttp.Server{s.fast, s.lean}, s.extra...)
+	errs := make(chan error, len(all))
+	for _, srv := range all {
 		go func() { errs <- srv.ShutdownWithContext(ctx) }()
 	}
-	err := errors.Join(<-errs, <-errs)
+	var err error
+	for range all {
+		err = errors.Join(err, <-errs)
+	}
 	s.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("draining: %w", err)
@@ -141,6 +155,7 @@ type connQueue struct {
 	ln   net.Listener
 	ch   chan net.Conn
 	done chan struct{}
+	srv  *fasthttp.Server // the server that serves what Accept yields
 	once sync.Once
 }
 

@@ -67,6 +67,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 	metrics.SetSource(snapshot)
 	adminAddr := "-"
+	edge := &edges{}
 	var adminLn net.Listener
 	if cfg.Admin.Address != "" {
 		ln, err := adminListener(cfg.Admin.Address, inherited)
@@ -75,8 +76,12 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		}
 		adminLn = ln
 		as := admin.NewServer(metrics, snapshot, ready.Load)
+		serveLn, err := edge.setupAdmin(cfg.Admin, as, ln, metrics)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
 		go func() {
-			if err := as.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := as.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin server stopped", "error", err)
 			}
 		}()
@@ -85,6 +90,9 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 
 	srv := gateway.NewServer(gw, cfg.Server, log)
+	if err := edge.setupListeners(cfg, groups, srv, metrics); err != nil {
+		return err
+	}
 	srv.Serve(groups)
 	ready.Store(true)
 	addrs := make([]string, len(groups))
@@ -98,7 +106,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	takeOver(log)
 
 	up := &upgrader{groups: groups, admin: adminLn, log: log}
-	waitForStop(cfg, path, gw, metrics, log, h, up)
+	waitForStop(cfg, path, gw, metrics, log, h, up, edge)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
@@ -113,7 +121,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 
 // waitForStop handles signals until one asks the process to stop.
 func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics,
-	log *slog.Logger, h *hooks, up *upgrader) {
+	log *slog.Logger, h *hooks, up *upgrader, edge *edges) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
@@ -128,7 +136,7 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metri
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				reload(running, path, gw, metrics, log)
+				reload(running, path, gw, metrics, log, edge)
 			case syscall.SIGUSR2:
 				up.start()
 			default:
@@ -142,10 +150,18 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, metri
 // reload applies the config file again: upstreams and routes change in
 // place; listeners, admin and server settings need a restart (or an upgrade).
 // An invalid file changes nothing.
-func reload(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger) {
+func reload(running *config.Config, path string, gw *gateway.Gateway, metrics *admin.Metrics, log *slog.Logger, edge *edges) {
 	cfg, err := config.Load(path)
 	if err == nil {
 		err = gw.Apply(cfg)
+	}
+	if edge != nil {
+		// Certificates and admin secrets are re-read whatever the YAML
+		// says; a pair that fails keeps the old one serving.
+		if cerr := edge.reload(); cerr != nil {
+			log.Error("reload: certificate or secret file refused; the old one stays in use", "error", cerr)
+			err = errors.Join(err, cerr)
+		}
 	}
 	if err == nil && !reflect.DeepEqual(
 		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log},

@@ -1,0 +1,31 @@
+package admin
+
+// The metrics of TLS termination and of the admin listener's guard (issue 13),
+// kept apart from the request-path metrics in metrics.go.
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// NewTLSHandshakeErrors registers shardgate_tls_handshake_errors_total on m's
+// registry and returns it; labels listener (the configured address) and
+// reason (a fixed set, see tlsconf.Reason). Call it once per Metrics; the
+// caller resolves the children when the listeners are built.
+func NewTLSHandshakeErrors(m *Metrics) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "tls_handshake_errors_total",
+		Help: "TLS handshakes that failed, by listener and reason.",
+	}, []string{"listener", "reason"})
+	m.Registry().MustRegister(v)
+	return v
+}
+
+// newAdminRefused registers shardgate_admin_refused_total{code}: admin
+// requests refused with 403 (client not in admin.allow) or 401 (missing or
+// wrong credentials).
+func newAdminRefused(reg prometheus.Registerer) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "admin_refused_total",
+		Help: "Admin requests refused, by status code (403 not allowed, 401 unauthenticated).",
+	}, []string{"code"})
+	reg.MustRegister(v)
+	return v
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"shardgate/admin"
+	"shardgate/config"
+	"shardgate/gateway"
+	"shardgate/listener"
+	"shardgate/tlsconf"
+)
+
+// edges is the reloadable state of TLS termination and of the admin guard:
+// certificate sets and secret files, re-read on SIGHUP.
+type edges struct {
+	certs []*tlsconf.Certs
+	guard *admin.Guard
+}
+
+// setupListeners gives every listener group its edge behaviour (PROXY
+// protocol, TLS, HSTS, HTTPS redirect). groups are in cfg.Listen's order.
+func (e *edges) setupListeners(cfg *config.Config, groups []*listener.Group, srv *gateway.Server, m *admin.Metrics) error {
+	var hsErrs *prometheus.CounterVec
+	for i, l := range cfg.Listen {
+		var edge gateway.Edge
+		if l.ProxyProtocol {
+			edge.ProxyProtocol = cfg.Server.ReadTimeout
+		}
+		if l.RedirectHTTPS {
+			edge.RedirectPort = cfg.HTTPSPort()
+		}
+		if l.TLS != nil {
+			certs, err := tlsconf.LoadCerts(l.TLS.Certificates)
+			if err != nil {
+				return err
+			}
+			e.certs = append(e.certs, certs)
+			if hsErrs == nil {
+				hsErrs = admin.NewTLSHandshakeErrors(m)
+			}
+			t := &gateway.TLSListener{Config: tlsconf.ServerConfig(l.TLS, certs), Timeout: cfg.Server.ReadTimeout}
+			for r := range tlsconf.NumReasons {
+				t.Errors[r] = hsErrs.WithLabelValues(l.Address, tlsconf.Reason(r).String())
+			}
+			edge.TLS, edge.HSTS = t, l.TLS.HSTS.Header()
+		}
+		srv.SetEdge(groups[i], edge)
+	}
+	return nil
+}
+
+// setupAdmin guards the admin server and, with admin.tls, returns ln wrapped
+// in TLS. The caller keeps the plain ln for fd handoff.
+func (e *edges) setupAdmin(a config.Admin, as *admin.Server, ln net.Listener, m *admin.Metrics) (net.Listener, error) {
+	g, err := admin.NewGuard(a, m)
+	if err != nil {
+		return nil, err
+	}
+	e.guard = g
+	as.SetGuard(g)
+	if a.TLS == nil {
+		return ln, nil
+	}
+	certs, err := tlsconf.LoadCerts(a.TLS.Certificates)
+	if err != nil {
+		return nil, err
+	}
+	e.certs = append(e.certs, certs)
+	return tls.NewListener(ln, tlsconf.ServerConfig(a.TLS, certs)), nil
+}
+
+// reload re-reads every certificate and secret file. Whatever fails keeps
+// its old value; the errors are joined.
+func (e *edges) reload() error {
+	var errs []error
+	for _, c := range e.certs {
+		errs = append(errs, c.Reload())
+	}
+	if e.guard != nil {
+		errs = append(errs, e.guard.Reload())
+	}
+	return errors.Join(errs...)
+}
