@@ -158,18 +158,6 @@ func (d *decoder) checkListenTLS(ls []Listen) {
 	}
 }
 
-// HTTPSPort returns the port of the first TLS listener, or "" when there is
-// none: where redirect_https sends clients.
-func (c *Config) HTTPSPort() string {
-	for _, l := range c.Listen {
-		if l.TLS != nil {
-			_, port, _ := net.SplitHostPort(l.Address)
-			return port
-		}
-	}
-	return ""
-}
-
 // Loopback is the admin.allow default: IPv4 and IPv6 loopback.
 var Loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 

@@ -67,13 +67,8 @@ func (s *Server) servers(e *Edge) (fast, lean *fasthttp.Server) {
 	switch {
 	case e.RedirectPort != "":
 		h = redirectHandler(e.RedirectPort, e.Challenge)
-	case e.HSTS != "":
-		val := []byte(e.HSTS)
-		next := h
-		h = func(ctx *fasthttp.RequestCtx) {
-			next(ctx)
-			ctx.Response.Header.SetCanonical(hstsName, val)
-		}
+	case e.TLS != nil:
+		h = tlsHandler(h, e.HSTS)
 	}
 	fast, lean = newFastHTTP(s.g, s.sc, s.log, false), newFastHTTP(s.g, s.sc, s.log, true)
 	fast.Handler, lean.Handler = h, h
@@ -82,6 +77,22 @@ func (s *Server) servers(e *Edge) (fast, lean *fasthttp.Server) {
 }
 
 var hstsName = []byte("Strict-Transport-Security")
+
+// tlsHandler serves requests that came over TLS. fasthttp parses their URI
+// as https://, and a plain-HTTP backend client refuses such a request: the
+// scheme is set back to http, as the backend is spoken to (the backend
+// learns the client's scheme from X-Forwarded-Proto). hsts, when not "", is
+// set on every response.
+func tlsHandler(next fasthttp.RequestHandler, hsts string) fasthttp.RequestHandler {
+	val := []byte(hsts)
+	return func(ctx *fasthttp.RequestCtx) {
+		ctx.Request.URI().SetScheme("http")
+		next(ctx)
+		if len(val) > 0 {
+			ctx.Response.Header.SetCanonical(hstsName, val)
+		}
+	}
+}
 
 // redirectHandler answers every request with 308 to the same host and target
 // over HTTPS on port, except ACME HTTP-01 requests that challenge answers.

@@ -19,7 +19,6 @@ import (
 	"shardgate/accesslog"
 	"shardgate/admin"
 	"shardgate/config"
-	"shardgate/listener"
 	"shardgate/upstream"
 )
 
@@ -199,7 +198,7 @@ func (g *Gateway) shed(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamState, s
 // exchangerFor returns the worker pool of the listener shard that accepted
 // c, so that shards share no channel.
 func (g *Gateway) exchangerFor(c net.Conn) *exchanger {
-	if lc, ok := c.(*listener.Conn); ok {
+	if lc, ok := c.(sharded); ok { // *listener.Conn, or a TLS or PROXY wrapper of one
 		return g.exchangers[lc.Shard()%len(g.exchangers)]
 	}
 	return g.exchangers[0]
@@ -266,7 +265,7 @@ func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, s *scratch, start time.Tim
 		Shed:        shed,
 		Shard:       -1,
 	}
-	if c, ok := s.conn.(*listener.Conn); ok {
+	if c, ok := s.conn.(sharded); ok {
 		e.Shard = c.Shard()
 	}
 	if s.conn != nil {

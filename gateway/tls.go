@@ -122,3 +122,15 @@ func (c *tlsConn) Peek() listener.State {
 	}
 	return st
 }
+
+// sharded is a client connection that knows its listener shard: a
+// *listener.Conn and the wrappers of one.
+type sharded interface{ Shard() int }
+
+// Shard returns the shard of the accepted connection, or 0.
+func (c *tlsConn) Shard() int {
+	if s, ok := c.raw.(sharded); ok {
+		return s.Shard()
+	}
+	return 0
+}

@@ -268,3 +268,11 @@ func (c *ProxyConn) Peek() State {
 	}
 	return Peek(sc)
 }
+
+// Shard returns the shard of the accepted connection, or 0.
+func (c *ProxyConn) Shard() int {
+	if s, ok := c.Conn.(interface{ Shard() int }); ok {
+		return s.Shard()
+	}
+	return 0
+}

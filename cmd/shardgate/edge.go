@@ -31,7 +31,7 @@ func (e *edges) setupListeners(cfg *config.Config, groups []*listener.Group, srv
 			edge.ProxyProtocol = cfg.Server.ReadTimeout
 		}
 		if l.RedirectHTTPS {
-			edge.RedirectPort = cfg.HTTPSPort()
+			edge.RedirectPort = httpsPort(cfg, groups)
 		}
 		if l.TLS != nil {
 			certs, err := tlsconf.LoadCerts(l.TLS.Certificates)
@@ -84,4 +84,16 @@ func (e *edges) reload() error {
 		errs = append(errs, e.guard.Reload())
 	}
 	return errors.Join(errs...)
+}
+
+// httpsPort is the port redirect_https sends clients to: the bound port of
+// the first TLS listener (its real port when configured as 0).
+func httpsPort(cfg *config.Config, groups []*listener.Group) string {
+	for i, l := range cfg.Listen {
+		if l.TLS != nil {
+			_, port, _ := net.SplitHostPort(groups[i].Addr().String())
+			return port
+		}
+	}
+	return ""
 }
