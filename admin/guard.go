@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"log"
 	"net/http"
 	"net/netip"
 	"os"
@@ -211,3 +212,7 @@ func inAny(ip netip.Addr, ps []netip.Prefix) bool {
 func (s *Server) SetGuard(g *Guard) {
 	s.srv.Handler = g.Wrap(s.srv.Handler)
 }
+
+// SetErrorLog sets where the HTTP server logs connection errors (failed TLS
+// handshakes among them); call it before Serve.
+func (s *Server) SetErrorLog(l *log.Logger) { s.srv.ErrorLog = l }

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,13 +56,15 @@ func (e *edges) setupListeners(cfg *config.Config, groups []*listener.Group, srv
 
 // setupAdmin guards the admin server and, with admin.tls, returns ln wrapped
 // in TLS. The caller keeps the plain ln for fd handoff.
-func (e *edges) setupAdmin(a config.Admin, as *admin.Server, ln net.Listener, m *admin.Metrics) (net.Listener, error) {
+func (e *edges) setupAdmin(a config.Admin, as *admin.Server, ln net.Listener, m *admin.Metrics, log *slog.Logger) (net.Listener, error) {
 	g, err := admin.NewGuard(a, m)
 	if err != nil {
 		return nil, err
 	}
 	e.guard = g
 	as.SetGuard(g)
+	// Per-connection errors (failed handshakes, scanners) only at debug.
+	as.SetErrorLog(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 	if a.TLS == nil {
 		return ln, nil
 	}

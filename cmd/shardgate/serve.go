@@ -76,7 +76,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		}
 		adminLn = ln
 		as := admin.NewServer(metrics, snapshot, ready.Load)
-		serveLn, err := edge.setupAdmin(cfg.Admin, as, ln, metrics)
+		serveLn, err := edge.setupAdmin(cfg.Admin, as, ln, metrics, log)
 		if err != nil {
 			return fmt.Errorf("admin listener: %w", err)
 		}
