@@ -8,7 +8,8 @@
 # 4. the end-to-end package alone (-p 1): it builds the real binary and
 #    drives it with curl, net/http, gunicorn + Flask and Chromium, and its
 #    overload tests measure what the machine's cores can serve, so they must
-#    not share them with other test binaries.
+#    not share them with other test binaries;
+# 5. in CI (as root) the Debian package: built, installed, checked, removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,4 @@ cd "$(dirname "$0")/.."
 go vet ./...
 go test -race -count=1 -timeout 8m $(go list ./... | grep -v '/test$')
 go test -count=1 -p 1 -timeout 8m ./test/
+./scripts/deb-test.sh
