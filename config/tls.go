@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -25,6 +26,82 @@ type TLS struct {
 	// response on the listener (YAML key hsts). Default off. Not valid on
 	// admin.tls.
 	HSTS HSTS
+	// ACME, when not nil, obtains and renews certificates for its domains
+	// (YAML key acme). Default nil. Not valid on admin.tls.
+	ACME *ACME
+}
+
+// ACME obtains certificates from an ACME CA (Let's Encrypt by default),
+// answering TLS-ALPN-01 challenges on the TLS listener and HTTP-01 ones on
+// the plain listeners. Configuring it accepts the CA's terms of service.
+type ACME struct {
+	// Domains are the names certificates are obtained for (YAML key
+	// domains, required): exact DNS names, no wildcards (those need DNS-01).
+	// A handshake for another name gets a static certificate, if any.
+	Domains []string
+	// Email is the contact address given to the CA for expiry notices
+	// (YAML key email). Default "": none.
+	Email string
+	// Directory is the CA's ACME directory URL (YAML key directory).
+	// Default Let's Encrypt's production directory.
+	Directory string
+	// CacheDir keeps the account key and certificates across restarts
+	// (YAML key cache_dir). Default "/var/lib/shardgate/acme". Created
+	// with mode 0700 if missing.
+	CacheDir string
+}
+
+// DefaultACMEDirectory is Let's Encrypt's production ACME directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+
+func (d *decoder) acme(path string, n *yaml.Node) *ACME {
+	a := &ACME{Directory: DefaultACMEDirectory, CacheDir: "/var/lib/shardgate/acme"}
+	present := d.mapping(path, n, fields{
+		"domains":   func(p string, v *yaml.Node) { a.Domains = d.domains(p, v) },
+		"email":     d.str(&a.Email, noControl),
+		"directory": d.str(&a.Directory, httpsURL),
+		"cache_dir": d.str(&a.CacheDir, nonEmpty, noControl),
+	})
+	if present != nil && present["domains"] == nil {
+		d.add(join(path, "domains"), n, "at least one domain is required")
+	}
+	return a
+}
+
+func (d *decoder) domains(path string, n *yaml.Node) []string {
+	items, ok := d.sequence(path, n)
+	if !ok {
+		return nil
+	}
+	if len(items) == 0 {
+		d.add(path, n, "at least one domain is required")
+	}
+	out := make([]string, 0, len(items))
+	for i, it := range items {
+		var name string
+		d.str(&name, acmeDomain)(index(path, i), it)
+		if name != "" {
+			out = append(out, strings.ToLower(name))
+		}
+	}
+	return out
+}
+
+func acmeDomain(s string) string {
+	switch {
+	case strings.HasPrefix(s, "*"):
+		return fmt.Sprintf("wildcards need the DNS-01 challenge, which is not supported: %q", s)
+	case s == "" || hostPattern(s) != "" || !strings.Contains(s, "."):
+		return fmt.Sprintf("want a DNS name such as example.com, got %q", s)
+	}
+	return ""
+}
+
+func httpsURL(s string) string {
+	if !strings.HasPrefix(s, "https://") || len(s) == len("https://") || strings.ContainsFunc(s, badRune) {
+		return fmt.Sprintf("want an https:// URL, got %q", s)
+	}
+	return ""
 }
 
 // Certificate is one PEM certificate chain and its private key.
@@ -70,7 +147,8 @@ func (h HSTS) Header() string {
 
 var tlsVersions = []string{"1.2", "1.3"}
 
-// tls decodes a tls mapping; hsts says whether the hsts key is allowed.
+// tls decodes a tls mapping; hsts says whether the hsts and acme keys are
+// allowed (not on admin.tls).
 func (d *decoder) tls(path string, n *yaml.Node, hsts bool) *TLS {
 	t := &TLS{MinVersion: "1.2"}
 	fs := fields{
@@ -79,10 +157,15 @@ func (d *decoder) tls(path string, n *yaml.Node, hsts bool) *TLS {
 	}
 	if hsts {
 		fs["hsts"] = func(p string, v *yaml.Node) { d.hsts(p, v, &t.HSTS) }
+		fs["acme"] = func(p string, v *yaml.Node) { t.ACME = d.acme(p, v) }
 	}
 	present := d.mapping(path, n, fs)
-	if present != nil && present["certificates"] == nil {
-		d.add(join(path, "certificates"), n, "at least one certificate is required")
+	if present != nil && present["certificates"] == nil && present["acme"] == nil {
+		msg := "at least one certificate is required"
+		if hsts {
+			msg += " (or acme)"
+		}
+		d.add(join(path, "certificates"), n, "%s", msg)
 	}
 	return t
 }

@@ -68,7 +68,7 @@ func TestParseEdgeErrors(t *testing.T) {
 	tls := "listen:\n  - address: \":443\"\n    tls:\n"
 	tests := []struct{ name, src, want string }{
 		{"tls without certificates", tls + "      min_version: \"1.2\"\n" + minimal,
-			"listen[0].tls.certificates: at least one certificate is required (line 4)"},
+			"listen[0].tls.certificates: at least one certificate is required (or acme) (line 4)"},
 		{"old TLS version", tls + "      min_version: \"1.1\"\n      certificates: [{cert: a, key: b}]\n" + minimal,
 			`listen[0].tls.min_version: must be one of 1.2, 1.3, got "1.1" (line 4)`},
 		{"certificate without key", tls + "      certificates: [{cert: a}]\n" + minimal,
@@ -120,5 +120,35 @@ func TestWarnings(t *testing.T) {
 		if got := len(c.Warnings()) > 0; got != tt.warn {
 			t.Errorf("%s: Warnings() = %q, want a warning: %v", tt.admin, c.Warnings(), tt.warn)
 		}
+	}
+}
+
+func TestParseACME(t *testing.T) {
+	c, err := Parse([]byte("listen:\n  - address: \":443\"\n    tls:\n      acme: {domains: [Example.COM, www.example.com]}\n" + minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Listen[0].TLS.ACME
+	if a == nil || !slices.Equal(a.Domains, []string{"example.com", "www.example.com"}) ||
+		a.Directory != DefaultACMEDirectory || a.CacheDir != "/var/lib/shardgate/acme" || len(c.Listen[0].TLS.Certificates) != 0 {
+		t.Errorf("acme = %+v", a)
+	}
+	tls := "listen:\n  - address: \":443\"\n    tls:\n      acme: "
+	for _, tt := range []struct{ name, src, want string }{
+		{"no domains", tls + "{email: a@b.c}\n" + minimal, "listen[0].tls.acme.domains: at least one domain is required (line 4)"},
+		{"wildcard", tls + "{domains: [\"*.example.com\"]}\n" + minimal,
+			`listen[0].tls.acme.domains[0]: wildcards need the DNS-01 challenge, which is not supported: "*.example.com" (line 4)`},
+		{"not a name", tls + "{domains: [localhost]}\n" + minimal,
+			`listen[0].tls.acme.domains[0]: want a DNS name such as example.com, got "localhost" (line 4)`},
+		{"plain directory", tls + "{domains: [a.example], directory: \"http://ca/dir\"}\n" + minimal,
+			`listen[0].tls.acme.directory: want an https:// URL, got "http://ca/dir" (line 4)`},
+		{"admin acme", "admin:\n  tls: {acme: {domains: [a.example]}}\n" + minimal, "admin.tls.acme: unknown key (line 2)\nadmin.tls.certificates: at least one certificate is required (line 2)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.src))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Parse() error =\n%v\nwant\n%s", err, tt.want)
+			}
+		})
 	}
 }

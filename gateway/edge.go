@@ -3,9 +3,11 @@ package gateway
 import (
 	"bytes"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"shardgate/listener"
 )
@@ -32,7 +34,7 @@ type Edge struct {
 }
 
 func (e *Edge) plain() bool {
-	return e == nil || e.ProxyProtocol == 0 && e.TLS == nil && e.HSTS == "" && e.RedirectPort == ""
+	return e == nil || e.ProxyProtocol == 0 && e.TLS == nil && e.HSTS == "" && e.RedirectPort == "" && e.Challenge == nil
 }
 
 // SetEdge configures grp's edge behaviour; call it before Serve.
@@ -69,6 +71,13 @@ func (s *Server) servers(e *Edge) (fast, lean *fasthttp.Server) {
 		h = redirectHandler(e.RedirectPort, e.Challenge)
 	case e.TLS != nil:
 		h = tlsHandler(h, e.HSTS)
+	case e.Challenge != nil:
+		next, challenge := h, e.Challenge
+		h = func(ctx *fasthttp.RequestCtx) {
+			if !challenge(ctx) {
+				next(ctx)
+			}
+		}
 	}
 	fast, lean = newFastHTTP(s.g, s.sc, s.log, false), newFastHTTP(s.g, s.sc, s.log, true)
 	fast.Handler, lean.Handler = h, h
@@ -142,4 +151,20 @@ func validHost(h []byte) bool {
 		}
 	}
 	return true
+}
+
+var acmePrefix = []byte("/.well-known/acme-challenge/")
+
+// HTTPChallenge returns an Edge.Challenge that answers ACME HTTP-01
+// requests (GET /.well-known/acme-challenge/TOKEN) with h, such as an
+// autocert.Manager's HTTPHandler. Other requests cost one prefix compare.
+func HTTPChallenge(h http.Handler) func(*fasthttp.RequestCtx) bool {
+	fh := fasthttpadaptor.NewFastHTTPHandler(h)
+	return func(ctx *fasthttp.RequestCtx) bool {
+		if !bytes.HasPrefix(ctx.Request.Header.RequestURI(), acmePrefix) {
+			return false
+		}
+		fh(ctx)
+		return true
+	}
 }

@@ -18,6 +18,9 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+
 	"shardgate/config"
 )
 
@@ -179,19 +182,26 @@ var cipherSuites = []uint16{
 }
 
 // ServerConfig returns the tls.Config of a listener configured by t, taking
-// its certificates from certs. Session tickets are on: the config is shared
+// its certificates from certs and, with acme, from the manager m (either may
+// be nil, not both). Session tickets are on: the config is shared
 // by every shard of the listener, so a ticket issued on one shard resumes on
 // any other, and crypto/tls rotates the ticket keys itself (a new key every
 // 24 hours, old ones accepted for 7 days).
-func ServerConfig(t *config.TLS, certs *Certs) *tls.Config {
+func ServerConfig(t *config.TLS, certs *Certs, m *autocert.Manager) *tls.Config {
 	minVersion := uint16(tls.VersionTLS12)
 	if t.MinVersion == "1.3" {
 		minVersion = tls.VersionTLS13
 	}
-	return &tls.Config{
-		GetCertificate: certs.GetCertificate,
-		MinVersion:     minVersion,
-		CipherSuites:   cipherSuites,
-		NextProtos:     []string{"http/1.1"},
+	cfg := &tls.Config{
+		MinVersion:   minVersion,
+		CipherSuites: cipherSuites,
+		NextProtos:   []string{"http/1.1"},
 	}
+	var domains []string
+	if m != nil {
+		domains = t.ACME.Domains
+		cfg.NextProtos = append(cfg.NextProtos, acme.ALPNProto) // TLS-ALPN-01
+	}
+	cfg.GetCertificate = getCertificate(certs, m, domains)
+	return cfg
 }

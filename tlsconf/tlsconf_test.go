@@ -158,7 +158,7 @@ func TestHandshakeReasons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srvCfg := ServerConfig(&config.TLS{MinVersion: "1.3"}, certs)
+	srvCfg := ServerConfig(&config.TLS{MinVersion: "1.3"}, certs, nil)
 	for _, tt := range []struct {
 		name   string
 		client func(net.Conn)

@@ -7,6 +7,8 @@ import (
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"golang.org/x/crypto/acme/autocert"
 
 	"shardgate/admin"
 	"shardgate/config"
@@ -26,6 +28,21 @@ type edges struct {
 // protocol, TLS, HSTS, HTTPS redirect). groups are in cfg.Listen's order.
 func (e *edges) setupListeners(cfg *config.Config, groups []*listener.Group, srv *gateway.Server, m *admin.Metrics) error {
 	var hsErrs *prometheus.CounterVec
+	var challenges []func(*fasthttp.RequestCtx) bool // HTTP-01, for the plain listeners
+	tlsEdges := make([]*gateway.TLSListener, len(cfg.Listen))
+	for i, l := range cfg.Listen {
+		if l.TLS == nil {
+			continue
+		}
+		t, challenge, err := e.tlsListener(l, cfg.Server, m, &hsErrs)
+		if err != nil {
+			return err
+		}
+		tlsEdges[i] = t
+		if challenge != nil {
+			challenges = append(challenges, challenge)
+		}
+	}
 	for i, l := range cfg.Listen {
 		var edge gateway.Edge
 		if l.ProxyProtocol {
@@ -35,23 +52,48 @@ func (e *edges) setupListeners(cfg *config.Config, groups []*listener.Group, srv
 			edge.RedirectPort = httpsPort(cfg, groups)
 		}
 		if l.TLS != nil {
-			certs, err := tlsconf.LoadCerts(l.TLS.Certificates)
-			if err != nil {
-				return err
-			}
-			e.certs = append(e.certs, certs)
-			if hsErrs == nil {
-				hsErrs = admin.NewTLSHandshakeErrors(m)
-			}
-			t := &gateway.TLSListener{Config: tlsconf.ServerConfig(l.TLS, certs), Timeout: cfg.Server.ReadTimeout}
-			for r := range tlsconf.NumReasons {
-				t.Errors[r] = hsErrs.WithLabelValues(l.Address, tlsconf.Reason(r).String())
-			}
-			edge.TLS, edge.HSTS = t, l.TLS.HSTS.Header()
+			edge.TLS, edge.HSTS = tlsEdges[i], l.TLS.HSTS.Header()
+		} else if len(challenges) > 0 {
+			// HTTP-01 tokens of the first listener with acme; the others
+			// are validated over TLS-ALPN-01.
+			edge.Challenge = challenges[0]
 		}
 		srv.SetEdge(groups[i], edge)
 	}
 	return nil
+}
+
+// tlsListener builds the TLS side of one listener: static certificates,
+// the ACME manager (and its HTTP-01 handler for the plain listeners), the
+// handshake error counters.
+func (e *edges) tlsListener(l config.Listen, sc config.Server, m *admin.Metrics,
+	hsErrs **prometheus.CounterVec) (*gateway.TLSListener, func(*fasthttp.RequestCtx) bool, error) {
+	var certs *tlsconf.Certs
+	if len(l.TLS.Certificates) > 0 {
+		c, err := tlsconf.LoadCerts(l.TLS.Certificates)
+		if err != nil {
+			return nil, nil, err
+		}
+		certs = c
+		e.certs = append(e.certs, certs)
+	}
+	var mgr *autocert.Manager
+	var challenge func(*fasthttp.RequestCtx) bool
+	if l.TLS.ACME != nil {
+		var err error
+		if mgr, err = tlsconf.NewACME(l.TLS.ACME); err != nil {
+			return nil, nil, err
+		}
+		challenge = gateway.HTTPChallenge(mgr.HTTPHandler(nil))
+	}
+	if *hsErrs == nil {
+		*hsErrs = admin.NewTLSHandshakeErrors(m)
+	}
+	t := &gateway.TLSListener{Config: tlsconf.ServerConfig(l.TLS, certs, mgr), Timeout: sc.ReadTimeout}
+	for r := range tlsconf.NumReasons {
+		t.Errors[r] = (*hsErrs).WithLabelValues(l.Address, tlsconf.Reason(r).String())
+	}
+	return t, challenge, nil
 }
 
 // setupAdmin guards the admin server and, with admin.tls, returns ln wrapped
@@ -73,7 +115,7 @@ func (e *edges) setupAdmin(a config.Admin, as *admin.Server, ln net.Listener, m 
 		return nil, err
 	}
 	e.certs = append(e.certs, certs)
-	return tls.NewListener(ln, tlsconf.ServerConfig(a.TLS, certs)), nil
+	return tls.NewListener(ln, tlsconf.ServerConfig(a.TLS, certs, nil)), nil
 }
 
 // reload re-reads every certificate and secret file. Whatever fails keeps
