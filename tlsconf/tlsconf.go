@@ -185,8 +185,8 @@ var cipherSuites = []uint16{
 // its certificates from certs and, with acme, from the manager m (either may
 // be nil, not both). Session tickets are on: the config is shared
 // by every shard of the listener, so a ticket issued on one shard resumes on
-// any other, and crypto/tls rotates the ticket keys itself (a new key every
-// 24 hours, old ones accepted for 7 days).
+// any other. Until TicketKeys.Apply sets the keys, crypto/tls makes and
+// rotates its own.
 func ServerConfig(t *config.TLS, certs *Certs, m *autocert.Manager) *tls.Config {
 	minVersion := uint16(tls.VersionTLS12)
 	if t.MinVersion == "1.3" {

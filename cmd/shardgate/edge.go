@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -20,9 +22,49 @@ import (
 // edges is the reloadable state of TLS termination and of the admin guard:
 // certificate sets and secret files, re-read on SIGHUP.
 type edges struct {
-	certs []*tlsconf.Certs
-	guard *admin.Guard
+	certs   []*tlsconf.Certs
+	guard   *admin.Guard
+	configs []*tls.Config       // every TLS config, for the ticket keys
+	tickets *tlsconf.TicketKeys // shared with an upgrade's new process
+	stop    context.CancelFunc  // ends the ticket key rotation
 }
+
+// ticketsName is the name the ticket key seed is handed down under in a
+// binary upgrade, so the new process resumes the old one's sessions.
+const ticketsName = "tls-tickets"
+
+// newEdges takes the ticket seed a parent handed down, if any.
+func newEdges(inherited map[string][]*os.File) (*edges, error) {
+	var seed []byte
+	if files := inherited[ticketsName]; len(files) > 0 {
+		delete(inherited, ticketsName)
+		s, err := tlsconf.ReadSeed(files[0])
+		closeInherited(map[string][]*os.File{ticketsName: files})
+		if err != nil {
+			return nil, err
+		}
+		seed = s
+	}
+	k, err := tlsconf.NewTicketKeys(seed)
+	if err != nil {
+		return nil, err
+	}
+	return &edges{tickets: k, stop: func() {}}, nil
+}
+
+// startTickets applies the shared ticket keys to every TLS config and keeps
+// rotating them until close.
+func (e *edges) startTickets() {
+	if len(e.configs) == 0 {
+		return
+	}
+	e.tickets.Apply(e.configs)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	go e.tickets.Run(ctx, e.configs)
+}
+
+func (e *edges) close() { e.stop() }
 
 // setupListeners gives every listener group its edge behaviour (PROXY
 // protocol, TLS, HSTS, HTTPS redirect). groups are in cfg.Listen's order.
@@ -90,6 +132,7 @@ func (e *edges) tlsListener(l config.Listen, sc config.Server, m *admin.Metrics,
 		*hsErrs = admin.NewTLSHandshakeErrors(m)
 	}
 	t := &gateway.TLSListener{Config: tlsconf.ServerConfig(l.TLS, certs, mgr), Timeout: sc.ReadTimeout}
+	e.configs = append(e.configs, t.Config)
 	for r := range tlsconf.NumReasons {
 		t.Errors[r] = (*hsErrs).WithLabelValues(l.Address, tlsconf.Reason(r).String())
 	}
@@ -115,7 +158,9 @@ func (e *edges) setupAdmin(a config.Admin, as *admin.Server, ln net.Listener, m 
 		return nil, err
 	}
 	e.certs = append(e.certs, certs)
-	return tls.NewListener(ln, tlsconf.ServerConfig(a.TLS, certs, nil)), nil
+	cfg := tlsconf.ServerConfig(a.TLS, certs, nil)
+	e.configs = append(e.configs, cfg)
+	return tls.NewListener(ln, cfg), nil
 }
 
 // reload re-reads every certificate and secret file. Whatever fails keeps

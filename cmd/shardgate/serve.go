@@ -50,6 +50,11 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		return err
 	}
 	defer closeInherited(inherited) // whatever the config no longer listens on
+	edge, err := newEdges(inherited)
+	if err != nil {
+		return err
+	}
+	defer edge.close()
 	groups, err := listen(cfg.Listen, inherited)
 	if err != nil {
 		return err
@@ -67,7 +72,6 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 	metrics.SetSource(snapshot)
 	adminAddr := "-"
-	edge := &edges{}
 	var adminLn net.Listener
 	if cfg.Admin.Address != "" {
 		ln, err := adminListener(cfg.Admin.Address, inherited)
@@ -93,6 +97,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err := edge.setupListeners(cfg, groups, srv, metrics); err != nil {
 		return err
 	}
+	edge.startTickets()
 	srv.Serve(groups)
 	ready.Store(true)
 	addrs := make([]string, len(groups))
@@ -105,7 +110,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 	takeOver(log)
 
-	up := &upgrader{groups: groups, admin: adminLn, log: log}
+	up := &upgrader{groups: groups, admin: adminLn, tickets: edge.tickets, log: log}
 	waitForStop(cfg, path, gw, metrics, log, h, up, edge)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)

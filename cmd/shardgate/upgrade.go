@@ -11,6 +11,7 @@ import (
 
 	"shardgate/config"
 	"shardgate/listener"
+	"shardgate/tlsconf"
 )
 
 // envParent tells a process started for a binary upgrade which process to
@@ -26,9 +27,10 @@ const adminName = "admin"
 // reset. The new process stops this one (SIGTERM: drain and exit) once it
 // serves; if it fails first, this one simply goes on.
 type upgrader struct {
-	groups []*listener.Group
-	admin  net.Listener // nil when off
-	log    *slog.Logger
+	groups  []*listener.Group
+	admin   net.Listener // nil when off
+	tickets *tlsconf.TicketKeys
+	log     *slog.Logger
 }
 
 func (u *upgrader) start() {
@@ -60,6 +62,13 @@ func (u *upgrader) spawn() (int, error) {
 			return 0, fmt.Errorf("duplicating the admin listener: %w", err)
 		}
 		named[adminName] = []*os.File{f}
+	}
+	if u.tickets != nil {
+		f, err := u.tickets.File()
+		if err != nil {
+			return 0, err
+		}
+		named[ticketsName] = []*os.File{f}
 	}
 	env, files := listener.Export(named)
 	cmd := exec.Command(exe, os.Args[1:]...)
