@@ -16,5 +16,5 @@ cd "$(dirname "$0")/.."
 ./scripts/test-deps.sh
 go vet ./...
 go test -race -count=1 -timeout 8m $(go list ./... | grep -v '/test$')
-go test -count=1 -p 1 -timeout 8m ./test/
+go test -count=1 -p 1 -timeout 12m ./test/
 ./scripts/deb-test.sh
