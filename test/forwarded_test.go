@@ -208,3 +208,33 @@ routes: [{host: "*", path_prefix: /, upstream: app}]
 		})
 	}
 }
+
+// TestProxyProtocolThenTLS: with proxy_protocol and tls on one listener the
+// PROXY header comes first, then the handshake; the backend sees the
+// header's client address and https.
+func TestProxyProtocolThenTLS(t *testing.T) {
+	backend := NewRecorder(t, nil)
+	s := newTLSSetup(t)
+	cfg := strings.Replace(s.config(backend.Addr(), "", "", ""), "    shards: 2\n", "    shards: 2\n    proxy_protocol: true\n", 1)
+	g := StartGateway(t, cfg)
+	raw, err := net.DialTimeout("tcp", g.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	fmt.Fprint(raw, "PROXY TCP4 198.51.100.20 127.0.0.1 40000 443\r\n")
+	c := tls.Client(raw, &tls.Config{RootCAs: s.ca.pool, ServerName: "a.test"})
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(c, "GET /pt HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("request over PROXY + TLS: %v", err)
+	}
+	resp.Body.Close()
+	last := backend.Last()
+	if resp.StatusCode != 200 || last.Header.Get("X-Forwarded-For") != "198.51.100.20" ||
+		last.Header.Get("X-Forwarded-Proto") != "https" || last.Header.Get("X-Forwarded-Port") != "443" {
+		t.Errorf("status %d; backend saw X-Forwarded-For %q, -Proto %q, -Port %q; want 198.51.100.20, https, 443",
+			resp.StatusCode, last.Header.Get("X-Forwarded-For"), last.Header.Get("X-Forwarded-Proto"), last.Header.Get("X-Forwarded-Port"))
+	}
+}
