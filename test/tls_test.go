@@ -291,3 +291,23 @@ func TestRedirectHTTPSAndHSTS(t *testing.T) {
 		t.Errorf("Strict-Transport-Security = %q, want max-age=31536000; includeSubDomains", got)
 	}
 }
+
+// TestTLSReloadNoSpuriousRestartWarning: a reload of a file whose TLS
+// listener only moved down a line (a comment added above it) does not warn
+// that listen settings need a restart.
+func TestTLSReloadNoSpuriousRestartWarning(t *testing.T) {
+	backend := NewRecorder(t, nil)
+	s := newTLSSetup(t)
+	cfg := s.config(backend.Addr(), "", "", "")
+	g := StartGateway(t, cfg)
+	// Served once first, like the other reload tests: the process installs
+	// its SIGHUP handler just after logging ready (see the report).
+	if servedSerial(t, g.Addr, "a.test") != s.aSerial {
+		t.Fatal("wrong certificate")
+	}
+	g.Reload(t, "# a comment moves everything down\n"+cfg)
+	g.WaitForLog(t, "reloaded", 10*time.Second)
+	if strings.Contains(g.Logs(), "only after a restart") {
+		t.Errorf("reload warned about a restart though nothing changed; logs:\n%s", g.Logs())
+	}
+}

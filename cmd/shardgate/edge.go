@@ -187,3 +187,27 @@ func httpsPort(cfg *config.Config, groups []*listener.Group) string {
 	}
 	return ""
 }
+
+// unlined returns c's listen and admin sections without the line numbers
+// kept for certificate errors, so that a reload compares what they say, not
+// where in the file they are.
+func unlined(c *config.Config) []any {
+	strip := func(t *config.TLS) *config.TLS {
+		if t == nil {
+			return nil
+		}
+		cp := *t
+		cp.Certificates = append([]config.Certificate(nil), t.Certificates...)
+		for i := range cp.Certificates {
+			cp.Certificates[i].Line = 0
+		}
+		return &cp
+	}
+	ls := append([]config.Listen(nil), c.Listen...)
+	for i := range ls {
+		ls[i].TLS = strip(ls[i].TLS)
+	}
+	a := c.Admin
+	a.TLS = strip(a.TLS)
+	return []any{ls, a}
+}

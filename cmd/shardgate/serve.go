@@ -169,8 +169,8 @@ func reload(running *config.Config, path string, gw *gateway.Gateway, metrics *a
 		}
 	}
 	if err == nil && !reflect.DeepEqual(
-		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log},
-		[]any{running.Listen, running.Admin, running.Server, running.Log}) {
+		[]any{unlined(cfg), cfg.Server, cfg.Log},
+		[]any{unlined(running), running.Server, running.Log}) {
 		log.Warn("reload: listen, admin, server and log settings take effect only after a restart", "path", path)
 	}
 	metrics.ConfigReload(err == nil)
