@@ -1,7 +1,7 @@
 # Shortcuts for the README's commands. CI runs scripts/test.sh (.ci/run).
 GO ?= go
 
-.PHONY: all build test test-deps vet demo bench clean
+.PHONY: all build test test-deps vet demo bench deb clean
 
 all: build
 
@@ -26,5 +26,11 @@ demo:
 bench:
 	$(GO) run ./bench -rounds 3 -out bench/results.md
 
+# The Debian package (dist/shardgate_VERSION_ARCH.deb) with nfpm, pinned in
+# scripts/deb.sh; scripts/deb-test.sh installs and removes it (CI only).
+deb:
+	./scripts/deb.sh
+
 clean:
 	rm -f shardgate
+	rm -rf dist

@@ -75,7 +75,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.unevenLimit, "uneven-limit", 2, "per-backend limit in the uneven scenario (0 = none; 2 = the gunicorn workers)")
 	fs.StringVar(&o.out, "out", "", "write the markdown report to this file as well")
 	proxies := fs.String("proxies", strings.Join(allProxies, ","), "proxies to run, in this order")
-	names := fs.String("scenarios", "raw,overload,uneven,idle", "scenarios to run")
+	names := fs.String("scenarios", "raw,overload,uneven,idle,tls-keepalive,tls-handshake", "scenarios to run")
 	fs.StringVar(&o.shardgate, "shardgate", "", "shardgate binary to use instead of building ./cmd/shardgate")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs, wrk output)")
 	fs.IntVar(&o.largeClients, "large-clients", 10, "large scenario: clients at once")

@@ -37,9 +37,10 @@ type proxyConfig struct {
 	admin        string // 127.0.0.1:port for shardgate's admin listener
 	backends     []upstreamSpec
 	queueTimeout time.Duration
-	maxConns     int // client connections the proxy must accept at once
-	fdLimit      int // RLIMIT_NOFILE the proxies inherit
-	maxBody      int // largest request body, bytes; 0 = each proxy's default
+	maxConns     int        // client connections the proxy must accept at once
+	fdLimit      int        // RLIMIT_NOFILE the proxies inherit
+	maxBody      int        // largest request body, bytes; 0 = each proxy's default
+	tls          *benchCert // terminate TLS with it; nil = plain HTTP
 }
 
 // proxyCommand writes the configuration of proxy name into dir and returns
@@ -100,6 +101,13 @@ server:
     response_timeout: 30s
     backends:
 `, pc.listen, pc.admin, shardgateMaxBody(pc.maxBody), pc.queueTimeout)
+	if pc.tls != nil {
+		// After the listener's shards line: the first listener's tls key.
+		text := b.String()
+		b.Reset()
+		b.WriteString(strings.Replace(text, "    shards: 2\n",
+			fmt.Sprintf("    shards: 2\n    tls:\n      certificates: [{cert: %q, key: %q}]\n", pc.tls.cert, pc.tls.key), 1))
+	}
 	for _, be := range pc.backends {
 		fmt.Fprintf(&b, "      - address: %q\n        max_inflight: %d\n", be.addr, be.limit)
 	}
@@ -137,12 +145,12 @@ defaults
   timeout queue %s
 
 frontend fe
-  bind %s
+  bind %s%s
   default_backend app
 
 backend app
   balance leastconn
-`, pc.maxConns+1000, pc.fdLimit, pc.maxConns+1000, haproxyDuration(pc.queueTimeout), pc.listen)
+`, pc.maxConns+1000, pc.fdLimit, pc.maxConns+1000, haproxyDuration(pc.queueTimeout), pc.listen, haproxyTLS(pc))
 	for i, be := range pc.backends {
 		fmt.Fprintf(&b, "  server b%d %s", i, be.addr)
 		if be.limit > 0 {
@@ -202,7 +210,7 @@ http {
 	fmt.Fprintf(&b, `  }
 
   server {
-    listen %s reuseport;
+    listen %s reuseport%s;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -213,7 +221,7 @@ http {
     }
   }
 }
-`, pc.listen)
+`, pc.listen, nginxTLS(pc))
 	return b.String()
 }
 

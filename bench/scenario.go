@@ -23,6 +23,8 @@ type scenario struct {
 	idle     bool // hold opts.idleConns idle keep-alive connections during the run
 	shares   bool // report each backend's share of requests
 	status   bool // count responses by status code
+	tls      bool // the proxy terminates TLS (ECDSA P-256); no direct run
+	close    bool // with tls: one request per connection, each a full handshake (bench/handshake.go)
 }
 
 // scenarios returns the scenarios in the order they run; unevenLimit is the
@@ -41,6 +43,10 @@ func scenarios(unevenLimit int) []scenario {
 			gunicorn: true, slow: []int{1, 1, 10}, limit: unevenLimit, path: "/work?ms=20", shares: true, status: true},
 		{name: "idle", title: "short load on 2 fast Go backends while idle keep-alive connections are held open",
 			slow: []int{1, 1}, path: "/", idle: true},
+		{name: "tls-keepalive", title: "HTTPS over kept-alive connections (ECDSA P-256), 2 fast Go backends",
+			slow: []int{1, 1}, path: "/", tls: true},
+		{name: "tls-handshake", title: "HTTPS, a new connection and full handshake (no resumption) per request, 2 fast Go backends",
+			slow: []int{1, 1}, path: "/", tls: true, close: true},
 	}
 }
 
@@ -177,6 +183,11 @@ func (r *runner) runOne(ctx context.Context, s scenario, bs *backendSet, p strin
 		listen: hostPort(ports[0]), admin: hostPort(ports[1]),
 		queueTimeout: 5 * time.Second, maxConns: r.opts.conns + 100, fdLimit: r.fdLimit,
 	}
+	if s.tls {
+		if pc.tls, err = makeBenchCert(dir); err != nil {
+			return runResult{}, err
+		}
+	}
 	if s.idle {
 		pc.maxConns += r.opts.idleConns
 	}
@@ -213,7 +224,7 @@ func (r *runner) startProxy(ctx context.Context, s scenario, p, dir string, pc p
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, proc, "http://"+pc.listen+s.readyPath(), 15*time.Second); err != nil {
+	if err := waitHTTP(ctx, proc, s.scheme()+"://"+pc.listen+s.readyPath(), 15*time.Second); err != nil {
 		r.sup.stop(proc, 5*time.Second)
 		return nil, err
 	}
@@ -222,7 +233,7 @@ func (r *runner) startProxy(ctx context.Context, s scenario, p, dir string, pc p
 
 // load runs the warm-up and the measured wrk run against targets.
 func (r *runner) load(ctx context.Context, s scenario, bs *backendSet, proc *child, targets []string, dir string) (runResult, error) {
-	wp := wrkParams{url: "http://" + targets[0] + s.path, threads: 2, conns: r.opts.conns,
+	wp := wrkParams{url: s.scheme() + "://" + targets[0] + s.path, threads: 2, conns: r.opts.conns,
 		duration: r.opts.duration, timeout: r.opts.wrkTimeout, countStatus: s.status}
 	if len(targets) > 1 {
 		wp.targets = targets
@@ -240,7 +251,7 @@ func (r *runner) load(ctx context.Context, s scenario, bs *backendSet, proc *chi
 	if r.opts.warmup > 0 {
 		warm := wp
 		warm.duration, warm.countStatus = r.opts.warmup, false
-		if _, err := runWrk(ctx, r.tools.wrk, dir, "warmup", warm); err != nil {
+		if _, err := r.drive(ctx, s, dir, "warmup", targets[0], warm); err != nil {
 			return res, err
 		}
 	}
@@ -248,7 +259,7 @@ func (r *runner) load(ctx context.Context, s scenario, bs *backendSet, proc *chi
 		return res, err
 	}
 	before, u0 := bs.counts(), usage(proc)
-	w, err := runWrk(ctx, r.tools.wrk, dir, "wrk", wp)
+	w, err := r.drive(ctx, s, dir, "wrk", targets[0], wp)
 	if err != nil {
 		return res, err
 	}

@@ -55,6 +55,19 @@ type Listen struct {
 	// loop (YAML key shards). Default 0, which means one per GOMAXPROCS; the
 	// runtime resolves it. At most 1024.
 	Shards int
+	// TLS, when not nil, terminates TLS on this listener (YAML key tls).
+	// Default nil: plain HTTP.
+	TLS *TLS
+	// RedirectHTTPS makes a plain listener answer every request with 308
+	// to the same host and target on the first TLS listener's port (YAML
+	// key redirect_https). Default false. Needs a TLS listener; not valid
+	// on one.
+	RedirectHTTPS bool
+	// ProxyProtocol requires a PROXY protocol v1 or v2 header at the start
+	// of every connection and takes the client address from it (YAML key
+	// proxy_protocol). The header must arrive within server.read_timeout;
+	// a connection without a valid one is closed. Default false.
+	ProxyProtocol bool
 }
 
 // Admin is the admin listener.
@@ -63,6 +76,23 @@ type Admin struct {
 	// Default "127.0.0.1:9180". An explicit "" disables the admin listener.
 	// It must not overlap any listen address.
 	Address string
+	// Allow lists the client networks that may use the admin listener
+	// (YAML key allow: CIDRs or bare IPs). Default nil, which means
+	// loopback only (Loopback), whatever the bind address; others get 403.
+	Allow []netip.Prefix
+	// MetricsAllow lists further networks that may fetch /metrics,
+	// /healthz and /readyz only (YAML key metrics_allow), such as a
+	// Prometheus server's. Default empty.
+	MetricsAllow []netip.Prefix
+	// Auth, when set, requires credentials on every path but /healthz and
+	// /readyz (YAML key auth); a request without valid ones gets 401.
+	// Default: none.
+	Auth AdminAuth
+	// Pprof serves /debug/pprof/ (YAML key pprof). Default false: 404.
+	Pprof bool
+	// TLS, when not nil, serves the admin listener over TLS (YAML key tls,
+	// the shape of a listener's, without hsts). Default nil.
+	TLS *TLS
 }
 
 // Server holds the client-side limits and timeouts.

@@ -142,7 +142,7 @@ func TestParseValues(t *testing.T) {
 		got  any
 		want any
 	}{
-		{"Listen", c.Listen, []Listen{{"127.0.0.1:0", 4}, {"127.0.0.1:0", 0}}},
+		{"Listen", c.Listen, []Listen{{Address: "127.0.0.1:0", Shards: 4}, {Address: "127.0.0.1:0"}}},
 		{"Admin.Address", c.Admin.Address, "[::1]:9999"},
 		{"Server.ReadTimeout", c.Server.ReadTimeout, 90 * time.Second},
 		{"Server.WriteTimeout", c.Server.WriteTimeout, 500 * time.Millisecond},

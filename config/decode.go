@@ -50,6 +50,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	c.UpstreamNames = slices.Sorted(maps.Keys(c.Upstreams))
 	d.checkAdmin(c.Admin.Address)
+	d.checkListenTLS(c.Listen)
 	d.checkRouteUpstreams(c.Upstreams)
 	return c
 }
@@ -68,8 +69,11 @@ func (d *decoder) listen(path string, n *yaml.Node) []Listen {
 		var l Listen
 		before := len(d.errs)
 		present := d.mapping(p, it, fields{
-			"address": d.str(&l.Address, listenAddr),
-			"shards":  d.integer(&l.Shards, nonNegative, atMost(maxShards)),
+			"address":        d.str(&l.Address, listenAddr),
+			"shards":         d.integer(&l.Shards, nonNegative, atMost(maxShards)),
+			"tls":            func(p string, v *yaml.Node) { l.TLS = d.tls(p, v, true) },
+			"redirect_https": d.boolean(&l.RedirectHTTPS),
+			"proxy_protocol": d.boolean(&l.ProxyProtocol),
 		})
 		if present != nil && present["address"] == nil {
 			d.add(join(p, "address"), it, "required")
@@ -84,13 +88,21 @@ func (d *decoder) listen(path string, n *yaml.Node) []Listen {
 			}
 		}
 		d.listens = append(d.listens, here)
+		d.redirects = append(d.redirects, present["redirect_https"])
 		out = append(out, l)
 	}
 	return out
 }
 
 func (d *decoder) adminSection(path string, n *yaml.Node, a *Admin) {
-	present := d.mapping(path, n, fields{"address": d.str(&a.Address, adminAddr)})
+	present := d.mapping(path, n, fields{
+		"address":       d.str(&a.Address, adminAddr),
+		"allow":         func(p string, v *yaml.Node) { a.Allow = d.prefixes(p, v) },
+		"metrics_allow": func(p string, v *yaml.Node) { a.MetricsAllow = d.prefixes(p, v) },
+		"auth":          func(p string, v *yaml.Node) { d.adminAuth(p, v, &a.Auth) },
+		"pprof":         d.boolean(&a.Pprof),
+		"tls":           func(p string, v *yaml.Node) { a.TLS = d.tls(p, v, false) },
+	})
 	d.admin = present["address"]
 }
 

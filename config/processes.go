@@ -8,9 +8,10 @@ import "fmt"
 const MaxProcesses = 16
 
 // Warnings returns what is valid but likely a mistake in c, one line each,
-// for `shardgate -check` and the startup log: more processes than CPUs.
+// for `shardgate -check` and the startup log: more processes than CPUs, an
+// admin listener open to the network with nothing guarding it.
 func (c *Config) Warnings(cpus int) []string {
-	var out []string
+	out := c.adminWarnings()
 	if c.Processes > cpus {
 		out = append(out, fmt.Sprintf("processes: %d is more than the %d CPUs of this machine", c.Processes, cpus))
 	}

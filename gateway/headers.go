@@ -61,7 +61,8 @@ func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.
 	if length && chunked {
 		return false
 	}
-	keepPrior := len(s.xff) > 0 && isTrusted(peer, trusted)
+	trustedPeer := isTrusted(peer, trusted)
+	keepPrior := len(s.xff) > 0 && trustedPeer
 	for _, name := range s.names {
 		if eqFold(name, "X-Forwarded-For") {
 			keepPrior = false // the client called it hop-by-hop
@@ -91,13 +92,8 @@ func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.
 		s.xff = append(s.xff, "unknown"...) // not a TCP peer (in-memory listeners in tests)
 	}
 	h.Del("X-Forwarded-For")
-	h.Del("X-Forwarded-Proto")
-	h.Del("X-Forwarded-Host")
 	h.SetBytesV("X-Forwarded-For", s.xff)
-	h.Set("X-Forwarded-Proto", "http")
-	if host := h.Host(); len(host) > 0 {
-		h.SetBytesV("X-Forwarded-Host", host)
-	}
+	setForwarded(h, trustedPeer, s.conn)
 	return true
 }
 

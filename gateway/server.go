@@ -24,6 +24,10 @@ type Server struct {
 	log        *slog.Logger
 	groups     []*listener.Group
 	wg         sync.WaitGroup
+
+	sc    config.Server
+	edges map[*listener.Group]*Edge // see SetEdge
+	extra []*fasthttp.Server        // the edge listeners' own servers
 }
 
 // NewServer returns a server for g with the client-side limits of sc.
@@ -31,6 +35,7 @@ func NewServer(g *Gateway, sc config.Server, log *slog.Logger) *Server {
 	return &Server{
 		g:    g,
 		log:  log,
+		sc:   sc,
 		fast: newFastHTTP(g, sc, log, false),
 		lean: newFastHTTP(g, sc, log, true),
 	}
@@ -73,10 +78,14 @@ func newFastHTTP(g *Gateway, sc config.Server, log *slog.Logger, lean bool) *fas
 func (s *Server) Serve(groups []*listener.Group) {
 	s.groups = append(s.groups, groups...)
 	for _, grp := range groups {
+		e := s.edges[grp]
+		fastSrv, leanSrv := s.servers(e)
 		for i, ln := range grp.Shards() {
+			ln = e.wrap(ln)
 			fast, lean := newConnQueue(ln), newConnQueue(ln)
-			s.serve(s.fast, fast, grp, i)
-			s.serve(s.lean, lean, grp, i)
+			fast.srv, lean.srv = fastSrv, leanSrv
+			s.serve(fastSrv, fast, grp, i)
+			s.serve(leanSrv, lean, grp, i)
 			s.wg.Go(func() { s.split(ln, fast, lean) })
 		}
 	}
@@ -95,11 +104,15 @@ func (s *Server) serve(srv *fasthttp.Server, q *connQueue, grp *listener.Group, 
 // finished or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.g.Drain()
-	errs := make(chan error, 2)
-	for _, srv := range []*fasthttp.Server{s.fast, s.lean} {
+	all := append([]*fasthttp.Server{s.fast, s.lean}, s.extra...)
+	errs := make(chan error, len(all))
+	for _, srv := range all {
 		go func() { errs <- srv.ShutdownWithContext(ctx) }()
 	}
-	err := errors.Join(<-errs, <-errs)
+	var err error
+	for range all {
+		err = errors.Join(err, <-errs)
+	}
 	s.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("draining: %w", err)

@@ -3,6 +3,8 @@ package gateway
 import (
 	"net"
 	"sync"
+
+	"github.com/valyala/fasthttp"
 )
 
 // leanAbove is the number of open client connections above which new ones
@@ -25,10 +27,11 @@ func (s *Server) split(ln net.Listener, fast, lean *connQueue) {
 			return // closed by Shutdown
 		}
 		c = newHeadConn(c)
-		q, srv := fast, s.fast
+		q := fast
 		if s.openConns() > leanAbove {
-			q, srv = lean, s.lean
+			q = lean
 		}
+		srv := q.srv
 		if !q.put(c) {
 			// Shutdown closed the queue after the socket gave us c: serve
 			// it anyway (its response closes it) rather than reset a client.
@@ -52,6 +55,7 @@ type connQueue struct {
 	ln   net.Listener
 	ch   chan net.Conn
 	done chan struct{}
+	srv  *fasthttp.Server // the server that serves what Accept yields
 	once sync.Once
 }
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests drive, from Debian's packages, when it is
-# missing: gunicorn + Flask (real backends), python3-websockets (a real
-# WebSocket server and client), curl (a real client) and
-# Chromium (renders the status page). Needs root (or sudo) only to install.
+# missing: gunicorn + Flask and Django (real backends), python3-websockets (a
+# real WebSocket server and client), curl (a real client), Chromium (renders
+# the status page) and systemd (systemd-analyze verify for the units in
+# contrib/). Needs root (or sudo) only to install.
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/gunicorn ] || missing+=(gunicorn)
 /usr/bin/python3 -c 'import flask' 2>/dev/null || missing+=(python3-flask)
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
+/usr/bin/python3 -c 'import django' 2>/dev/null || missing+=(python3-django)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 
 	"shardgate/config"
+	"shardgate/tlsconf"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -44,6 +45,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cfg, err := config.Load(*path)
+	if err == nil {
+		err = tlsconf.Check(cfg)
+	}
 	if *check {
 		if err == nil {
 			err = config.CheckSpoolDir(cfg.Server.SpoolDir)

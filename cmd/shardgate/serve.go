@@ -58,6 +58,11 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err != nil {
 		return err
 	}
+	edge, err := newEdges(inherited)
+	if err != nil {
+		return err
+	}
+	defer edge.close()
 	groups, err := listen(cfg.Listen, inherited)
 	if err != nil {
 		return err
@@ -84,8 +89,12 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		}
 		adminLn = ln
 		as := admin.NewServer(reg, snapshot, ready.Load)
+		serveLn, err := edge.setupAdmin(cfg.Admin, as, ln, reg, log)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
 		go func() {
-			if err := as.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := as.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin server stopped", "error", err)
 			}
 		}()
@@ -94,6 +103,10 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 
 	srv := gateway.NewServer(gw, cfg.Server, log)
+	if err := edge.setupListeners(cfg, groups, srv, reg); err != nil {
+		return err
+	}
+	edge.startTickets()
 	srv.Serve(groups)
 	ready.Store(true)
 	addrs := make([]string, len(groups))
@@ -106,8 +119,8 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 	takeOver(log)
 
-	up := &upgrader{groups: groups, admin: adminLn, slots: seg.File(), log: log}
-	waitForStop(cfg, path, gw, reg, log, h, up)
+	up := &upgrader{groups: groups, admin: adminLn, slots: seg.File(), tickets: edge.tickets, log: log}
+	waitForStop(cfg, path, gw, reg, log, h, up, edge)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
@@ -123,7 +136,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 
 // waitForStop handles signals until one asks the process to stop.
 func waitForStop(running *config.Config, path string, gw *gateway.Gateway, reg *metrics.Metrics,
-	log *slog.Logger, h *hooks, up *upgrader) {
+	log *slog.Logger, h *hooks, up *upgrader, edge *edges) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
@@ -138,7 +151,7 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, reg *
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				reload(running, path, gw, reg, log)
+				reload(running, path, gw, reg, log, edge)
 			case syscall.SIGUSR1:
 				reopenAccessLog(gw, log)
 			case syscall.SIGUSR2:
@@ -154,14 +167,22 @@ func waitForStop(running *config.Config, path string, gw *gateway.Gateway, reg *
 // reload applies the config file again: upstreams and routes change in
 // place; listeners, admin and server settings need a restart (or an upgrade).
 // An invalid file changes nothing.
-func reload(running *config.Config, path string, gw *gateway.Gateway, reg *metrics.Metrics, log *slog.Logger) {
+func reload(running *config.Config, path string, gw *gateway.Gateway, reg *metrics.Metrics, log *slog.Logger, edge *edges) {
 	cfg, err := config.Load(path)
 	if err == nil {
 		err = gw.Apply(cfg)
 	}
+	if edge != nil {
+		// Certificates and admin secrets are re-read whatever the YAML
+		// says; a pair that fails keeps the old one serving.
+		if cerr := edge.reload(); cerr != nil {
+			log.Error("reload: certificate or secret file refused; the old one stays in use", "error", cerr)
+			err = errors.Join(err, cerr)
+		}
+	}
 	if err == nil && !reflect.DeepEqual(
-		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log, cfg.Processes},
-		[]any{running.Listen, running.Admin, running.Server, running.Log, running.Processes}) {
+		[]any{unlined(cfg), cfg.Server, cfg.Log, cfg.Processes},
+		[]any{unlined(running), running.Server, running.Log, running.Processes}) {
 		log.Warn("reload: listen, admin, server, log and processes settings take effect only after a restart", "path", path)
 	}
 	reg.ConfigReload(err == nil)

@@ -11,6 +11,7 @@ import (
 
 	"shardgate/config"
 	"shardgate/listener"
+	"shardgate/tlsconf"
 )
 
 // envParent tells a process started for a binary upgrade which process to
@@ -26,11 +27,12 @@ const adminName = "admin"
 // reset. The new process stops this one (SIGTERM: drain and exit) once it
 // serves; if it fails first, this one simply goes on.
 type upgrader struct {
-	groups []*listener.Group
-	admin  net.Listener          // nil when off
-	slots  *os.File              // the shared slot segment
-	files  map[string][]*os.File // more sockets by listen address (the supervisor's)
-	log    *slog.Logger
+	groups  []*listener.Group
+	admin   net.Listener          // nil when off
+	slots   *os.File              // the shared slot segment
+	files   map[string][]*os.File // more sockets by listen address (the supervisor's)
+	tickets *tlsconf.TicketKeys
+	log     *slog.Logger
 }
 
 func (u *upgrader) start() {
@@ -82,6 +84,13 @@ func (u *upgrader) spawn() (int, error) {
 			return 0, err
 		}
 		named[slotsName] = []*os.File{f}
+	}
+	if u.tickets != nil {
+		f, err := u.tickets.File()
+		if err != nil {
+			return 0, err
+		}
+		named[ticketsName] = []*os.File{f}
 	}
 	env, files := listener.Export(named)
 	cmd := exec.Command(exe, os.Args[1:]...)
