@@ -60,7 +60,7 @@ func NewGuard(a config.Admin, m *metrics.Metrics) (*Guard, error) {
 	if m != nil {
 		reg = m.Registry()
 	}
-	v := newAdminRefused(reg)
+	v := metrics.NewAdminRefused(reg)
 	g.forbidden, g.unauthorized = v.WithLabelValues("403"), v.WithLabelValues("401")
 	if err := g.Reload(); err != nil {
 		return nil, err

@@ -47,6 +47,8 @@ func populated(t testing.TB) *Metrics {
 	m.ConfigReload(true)
 	m.Retries("app").Retry(RetrySuccess)
 	m.TunnelsOpen("app").Set(0)
+	NewTLSHandshakeErrors(m).WithLabelValues(":443", "timeout").Inc()
+	NewAdminRefused(m.Registry()).WithLabelValues("403").Inc()
 	return m
 }
 

@@ -14,3 +14,15 @@ func NewTLSHandshakeErrors(m *Metrics) *prometheus.CounterVec {
 	m.Registry().MustRegister(v)
 	return v
 }
+
+// NewAdminRefused registers shardgate_admin_refused_total{code} on reg and
+// returns it: admin requests refused with 403 (client not in admin.allow)
+// or 401 (missing or wrong credentials).
+func NewAdminRefused(reg prometheus.Registerer) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "admin_refused_total",
+		Help: "Admin requests refused, by status code (403 not allowed, 401 unauthenticated).",
+	}, []string{"code"})
+	reg.MustRegister(v)
+	return v
+}
