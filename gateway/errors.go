@@ -57,6 +57,7 @@ func serverError(ctx *fasthttp.RequestCtx, err error) {
 		reply(ctx, fasthttp.StatusBadRequest, "bare LF in header", "")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		reply(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large", "")
+		lingerOnClose(ctx.Conn()) // the client may still be sending the body
 	case errors.As(err, &ne) && ne.Timeout():
 		reply(ctx, fasthttp.StatusRequestTimeout, "request timeout", "")
 	default:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 
 	"shardgate/listener"
 )
@@ -36,6 +37,7 @@ var errBareLF = errors.New("gateway: header block ends in a bare LF")
 // Only the connection's serving goroutine uses a headConn.
 type headConn struct {
 	net.Conn
+	linger   bool // drain what the client still sends before closing; see Close
 	watching bool
 	bad      bool
 	state    uint8 // where the scan is: see scan
@@ -206,4 +208,59 @@ func (c *headConn) ReadFrom(r io.Reader) (int64, error) {
 	}
 	// Hide ReadFrom from io.Copy, which would call it again.
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// Lingering close. A response refusing a request body the client is still
+// sending (413, 503 cannot buffer) is followed by a close; closing a socket
+// with unread bytes in it makes the kernel send RST instead of FIN, and a
+// client that receives the RST before it has read the response loses the
+// response with it. So such a connection is half-closed after the response
+// and what the client still sends is read and discarded, for at most
+// lingerTime (lingerIdle without a byte) and lingerBytes, as nginx's
+// lingering_close does.
+const (
+	lingerTime  = 5 * time.Second
+	lingerIdle  = time.Second
+	lingerBytes = 64 << 20
+)
+
+// lingerOnClose asks for a lingering close of c (the connection of a
+// request being answered) when it is a headConn.
+func lingerOnClose(c net.Conn) {
+	if hc, ok := c.(*headConn); ok {
+		hc.linger = true
+	}
+}
+
+// Close closes the connection, lingering first if asked to.
+func (c *headConn) Close() error {
+	if c.linger {
+		c.linger = false
+		c.drain()
+	}
+	return c.Conn.Close()
+}
+
+func (c *headConn) drain() {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	buf := make([]byte, 32<<10) // only for a refused body, not per request
+	end := time.Now().Add(lingerTime)
+	for n := 0; n < lingerBytes; {
+		now := time.Now()
+		deadline := now.Add(lingerIdle)
+		if end.Before(deadline) {
+			deadline = end
+		}
+		if !now.Before(end) || c.Conn.SetReadDeadline(deadline) != nil {
+			return
+		}
+		m, err := c.Conn.Read(buf)
+		n += m
+		if err != nil {
+			return
+		}
+	}
 }

@@ -141,6 +141,9 @@ func (g *Gateway) bodyFailed(ctx *fasthttp.RequestCtx, s *scratch, u *upstreamSt
 	}
 	reply(ctx, code, text, "")
 	ctx.SetConnectionClose()
+	if code != fasthttp.StatusRequestTimeout {
+		lingerOnClose(ctx.Conn()) // the client may still be sending the body
+	}
 	u.metrics.Request(code, time.Since(start))
 	g.logAccess(ctx, s, start, u, nil, 0, 0, "")
 	return false

@@ -258,6 +258,7 @@ func isHost(v []byte) bool {
 func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, s *scratch, start time.Time, r *refusal) {
 	reply(ctx, r.status, r.text, "")
 	ctx.SetConnectionClose()
+	lingerOnClose(ctx.Conn()) // so that the client reads the refusal, not a reset
 	g.logAccess(ctx, s, start, nil, nil, 0, 0, "")
 }
 
