@@ -84,6 +84,8 @@ func rewriteRequest(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.
 		s.xff = append(s.xff, ", "...)
 	} else {
 		s.xff = s.xff[:0]
+	}
+	if !trustedPeer {
 		dropForwarding(h, s)
 	}
 	if peer.IsValid() {
