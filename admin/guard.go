@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -130,6 +131,10 @@ func readHtpasswd(path string) (*credentials, error) {
 // Wrap returns next behind the guard.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if overUnixSocket(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		path := r.URL.Path
 		probe := path == "/healthz" || path == "/readyz"
 		ip := clientIP(r)
@@ -190,6 +195,16 @@ func (g *Guard) authorized(c *credentials, r *http.Request) bool {
 	c.ok[user] = sum
 	c.mu.Unlock()
 	return true
+}
+
+// overUnixSocket reports whether r came over a unix socket: a worker's
+// private admin socket, which only the supervisor of `processes: N` uses
+// (it guards its own listener, and proxies pprof from it). The guard lets
+// such requests through (regression: the supervisor got 403 on its
+// workers' /readyz and never became ready).
+func overUnixSocket(r *http.Request) bool {
+	_, unix := r.Context().Value(http.LocalAddrContextKey).(*net.UnixAddr)
+	return unix
 }
 
 func clientIP(r *http.Request) netip.Addr {

@@ -97,6 +97,7 @@ type fakeTLSConn struct {
 }
 
 func (c fakeTLSConn) ConnectionState() tls.ConnectionState { return tls.ConnectionState{} }
+func (c fakeTLSConn) Handshake() error                     { return nil }
 func (c fakeTLSConn) LocalAddr() net.Addr                  { return c.local }
 
 // TestSetForwardedTLSAllocs: a request that came over TLS gets

@@ -1,15 +1,11 @@
 package gateway
 
 import (
-	"crypto/tls"
 	"net"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
 )
-
-// tlsState is what a TLS client connection offers (*tls.Conn and tlsConn).
-type tlsState interface{ ConnectionState() tls.ConnectionState }
 
 // setForwarded sets X-Forwarded-Proto, X-Forwarded-Host and
 // X-Forwarded-Port. A trusted proxy's own values are kept: it terminated
@@ -21,7 +17,7 @@ func setForwarded(h *fasthttp.RequestHeader, trustedPeer bool, c net.Conn) {
 	if !trustedPeer || len(h.Peek("X-Forwarded-Proto")) == 0 {
 		h.Del("X-Forwarded-Proto")
 		proto := "http"
-		if _, ok := c.(tlsState); ok {
+		if _, ok := c.(tlsConner); ok {
 			proto = "https"
 		}
 		h.Set("X-Forwarded-Proto", proto)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -56,9 +57,46 @@ type shardConn interface{ Shard() int }
 
 func newHeadConn(c net.Conn) *headConn { return &headConn{Conn: c, watching: true} }
 
+// wrapHead wraps an accepted client connection in a headConn, and a TLS one
+// in a tlsHeadConn, which still offers fasthttp's TLS interface.
+func wrapHead(c net.Conn) net.Conn {
+	hc := newHeadConn(c)
+	if t, ok := c.(tlsConner); ok {
+		return &tlsHeadConn{headConn: hc, tls: t}
+	}
+	return hc
+}
+
+// tlsConner is fasthttp's view of a TLS connection (ctx.IsTLS,
+// ctx.TLSConnectionState); X-Forwarded-Proto asks it too.
+type tlsConner interface {
+	Handshake() error
+	ConnectionState() tls.ConnectionState
+}
+
+// tlsHeadConn is a headConn over a TLS connection. Without it the wrapper
+// would hide the TLS under it: requests over TLS would reach the backend
+// with X-Forwarded-Proto: http (regression: TestTLSSNIVersionsAndForwardedProto).
+type tlsHeadConn struct {
+	*headConn
+	tls tlsConner
+}
+
+// Handshake implements tlsConner.
+func (c *tlsHeadConn) Handshake() error { return c.tls.Handshake() }
+
+// ConnectionState implements tlsConner.
+func (c *tlsHeadConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
+
+// header is what both wrappers share: the headConn itself.
+type header interface{ head() *headConn }
+
+func (c *headConn) head() *headConn { return c }
+
 // rearm starts watching for the next request's head, if c is a headConn.
 func rearm(c net.Conn) {
-	if hc, ok := c.(*headConn); ok {
+	if h, ok := c.(header); ok {
+		hc := h.head()
 		*hc = headConn{Conn: hc.Conn, watching: true}
 	}
 }
@@ -227,8 +265,8 @@ const (
 // lingerOnClose asks for a lingering close of c (the connection of a
 // request being answered) when it is a headConn.
 func lingerOnClose(c net.Conn) {
-	if hc, ok := c.(*headConn); ok {
-		hc.linger = true
+	if h, ok := c.(header); ok {
+		h.head().linger = true
 	}
 }
 

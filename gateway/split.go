@@ -26,7 +26,7 @@ func (s *Server) split(ln net.Listener, fast, lean *connQueue) {
 		if err != nil {
 			return // closed by Shutdown
 		}
-		c = newHeadConn(c)
+		c = wrapHead(c)
 		q := fast
 		if s.openConns() > leanAbove {
 			q = lean

@@ -96,28 +96,6 @@ func startBodiesApp(t *testing.T) *bodiesApp {
 	}
 }
 
-func (a *bodiesApp) waitUpAt(path string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := client.Get(a.URL + path)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-a.exited:
-			return fmt.Errorf("gunicorn exited before it answered: %v", a.cmd.ProcessState)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer after %v (last error: %v)", timeout, err)
-		}
-	}
-}
-
 // events returns the app's events so far.
 func (a *bodiesApp) events(t *testing.T) []appEvent {
 	t.Helper()

@@ -148,13 +148,16 @@ func launchGunicorn(t *testing.T, python, appDir string, args ...string) *gunico
 	return a
 }
 
-// waitUp polls /stats until it answers 200, gunicorn exits, it reports its
+// waitUp polls /stats until it answers 200; see waitUpAt.
+func (a *gunicornApp) waitUp(timeout time.Duration) error { return a.waitUpAt("/stats", timeout) }
+
+// waitUpAt polls path until it answers 200, gunicorn exits, it reports its
 // port taken (errPortTaken), or timeout passes.
-func (a *gunicornApp) waitUp(timeout time.Duration) error {
+func (a *gunicornApp) waitUpAt(path string, timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := client.Get(a.URL + "/stats")
+		resp, err := client.Get(a.URL + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -170,7 +173,7 @@ func (a *gunicornApp) waitUp(timeout time.Duration) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer on /stats after %v (last error: %v)", timeout, err)
+			return fmt.Errorf("no answer on %s after %v (last error: %v)", path, timeout, err)
 		}
 	}
 }
