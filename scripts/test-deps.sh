@@ -2,7 +2,7 @@
 # Installs what the end-to-end tests drive, from Debian's packages, when it is
 # missing: gunicorn + Flask (real backends), python3-websockets (a real
 # WebSocket server and client), curl (a real client) and
-# Chromium (renders the status page). Needs root (or sudo) only to install.
+# Chromium (renders the status page) and etcd-server (cluster tests). Needs root (or sudo) only to install.
 set -euo pipefail
 
 missing=()
@@ -11,6 +11,7 @@ missing=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
 command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/etcd ] || missing+=(etcd-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
