@@ -404,11 +404,15 @@ func (n *Node) rebalance() {
 	lease := clientv3.LeaseID(n.lease.Load())
 	registered := lease != 0 && st.members[n.cfg.ID]
 	for _, t := range targets {
-		if t.Backend.Limit() <= 0 {
-			continue // unlimited: nothing to share
-		}
 		k := bkey(t)
 		e := n.entries[k]
+		if t.Backend.Limit() <= 0 { // unlimited: nothing to share
+			if e != nil {
+				delete(n.entries, k)
+				t.Backend.SetShare(-1)
+			}
+			continue
+		}
 		if e == nil {
 			e = &entry{t: t, local: -1}
 			if v, ok := st.shares[k][n.cfg.ID]; ok && v.n > 0 {
@@ -432,6 +436,12 @@ func (n *Node) rebalance() {
 		}
 		e.published = st.shares[k][n.cfg.ID].n
 	}
+	n.smu.Lock()
+	n.all = n.all[:0]
+	for _, e := range n.entries {
+		n.all = append(n.all, e)
+	}
+	n.smu.Unlock()
 }
 
 // forgetRemoved drops the entries of backends a reload removed.

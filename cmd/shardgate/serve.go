@@ -54,9 +54,22 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	// seg is never unmapped: a request still running after the drain
 	// releases its slot there until the process exits.
 	defer shared.Close() // after the drain: what is still held is returned after its hold
-	gw, err := gateway.New(cfg, reg, access, log, gateway.WithShared(shared))
+	opts := []gateway.Option{gateway.WithShared(shared)}
+	if cfg.Cluster != nil {
+		opts = append(opts, gateway.WithCluster())
+	}
+	gw, err := gateway.New(cfg, reg, access, log, opts...)
 	if err != nil {
 		return err
+	}
+	clusterStatus := func() *metrics.ClusterStatus { return nil }
+	if cfg.Cluster != nil {
+		node, err := startCluster(cfg.Cluster, gw, log)
+		if err != nil {
+			return err
+		}
+		defer node.Close() // after the drain: its shares are returned after the hold
+		clusterStatus = node.Status
 	}
 	groups, err := listen(cfg.Listen, inherited)
 	if err != nil {
@@ -72,6 +85,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 			Listeners: listenerStatus(groups),
 			Upstreams: gw.Snapshot(),
 			Spool:     gw.SpoolStatus(),
+			Cluster:   clusterStatus(),
 		}
 	}
 	reg.SetSource(snapshot)
@@ -160,9 +174,9 @@ func reload(running *config.Config, path string, gw *gateway.Gateway, reg *metri
 		err = gw.Apply(cfg)
 	}
 	if err == nil && !reflect.DeepEqual(
-		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log, cfg.Processes},
-		[]any{running.Listen, running.Admin, running.Server, running.Log, running.Processes}) {
-		log.Warn("reload: listen, admin, server, log and processes settings take effect only after a restart", "path", path)
+		[]any{cfg.Listen, cfg.Admin, cfg.Server, cfg.Log, cfg.Processes, cfg.Cluster},
+		[]any{running.Listen, running.Admin, running.Server, running.Log, running.Processes, running.Cluster}) {
+		log.Warn("reload: listen, admin, server, log, processes and cluster settings take effect only after a restart", "path", path)
 	}
 	reg.ConfigReload(err == nil)
 	if err != nil {

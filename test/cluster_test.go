@@ -1,0 +1,168 @@
+package test
+
+// Several replicas, one limit (issue 14): shardgate processes with the same
+// cluster name in front of one gunicorn share its max_inflight through a
+// real 3-member etcd cluster, on one port (SO_REUSEPORT spreads the clients
+// over them). The app's own count of requests at once is the judge.
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"shardgate/internal/etcdtest"
+	"shardgate/internal/wait"
+)
+
+const (
+	clusterTTL  = 2 * time.Second
+	clusterHold = 2 * time.Second // the upstream's response_timeout
+)
+
+// clusterConfig is a replica's config: listen on port (0 = any), one
+// upstream over app at max_inflight sharedLimit.
+func clusterConfig(id, port string, ec *etcdtest.Cluster, app *gunicornApp) string {
+	eps, _ := json.Marshal(ec.Endpoints())
+	return fmt.Sprintf(`listen:
+  - address: "127.0.0.1:%s"
+    shards: 1
+admin:
+  address: "127.0.0.1:0"
+cluster:
+  name: e2e
+  id: %s
+  etcd: {endpoints: %s, dial_timeout: 2s}
+  lease_ttl: %v
+  rebalance_interval: 100ms
+upstreams:
+  app:
+    queue: {timeout: 1s, max_length: 2000}
+    response_timeout: %v
+    backends: [{address: %q, max_inflight: %d}]
+routes:
+  - {host: "*", path_prefix: /, upstream: app}
+`, port, id, eps, clusterTTL, clusterHold, app.Addr, sharedLimit)
+}
+
+// startReplicas starts n replicas on one port.
+func startReplicas(t *testing.T, n int, ec *etcdtest.Cluster, app *gunicornApp) []*Gateway {
+	t.Helper()
+	first := StartGateway(t, clusterConfig("r0", "0", ec, app))
+	port := first.Addr[strings.LastIndexByte(first.Addr, ':')+1:]
+	gs := []*Gateway{first}
+	for i := 1; i < n; i++ {
+		gs = append(gs, StartGateway(t, clusterConfig(fmt.Sprintf("r%d", i), port, ec, app)))
+	}
+	return gs
+}
+
+type clusterView struct {
+	Cluster struct {
+		Members []string `json:"members"`
+		Safe    bool     `json:"safe"`
+		Shares  []struct {
+			Share     int64            `json:"share"`
+			Published int64            `json:"published"`
+			Replicas  map[string]int64 `json:"replicas"`
+		} `json:"shares"`
+		Rebalances uint64 `json:"rebalances"`
+	} `json:"cluster"`
+}
+
+func replicaView(t *testing.T, g *Gateway) clusterView {
+	t.Helper()
+	code, body := get(t, g.AdminURL+"/status?format=json")
+	var v clusterView
+	if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil {
+		t.Fatalf("GET /status = %d, %v: %s", code, err, body)
+	}
+	return v
+}
+
+// share returns the share g admits on now (0 before it has one).
+func share(t *testing.T, g *Gateway) int64 {
+	v := replicaView(t, g)
+	if len(v.Cluster.Shares) == 0 {
+		return 0
+	}
+	return v.Cluster.Shares[0].Share
+}
+
+// TestClusterReplicasShareLimit: three replicas under open-loop overload,
+// the etcd leader killed (-9) in the middle. The app (8 sync workers) never
+// runs more than max_inflight 4 at once, and does run 4; clients get only
+// 200s and the queue's 503s; the shares end evenly split.
+func TestClusterReplicasShareLimit(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	app := startWideGunicorns(t, 1)[0]
+	gs := startReplicas(t, 3, ec, app)
+	wait.For(t, "all three replicas as members", func() bool {
+		return len(replicaView(t, gs[2]).Cluster.Members) == 3
+	})
+	// Capacity 4 slots / 50 ms = 80/s; offer 120/s for 5s.
+	results := overload(t, gs[0].URL+"/work?ms=50", 120, 5*time.Second)
+	time.Sleep(2 * time.Second) // the overload runs a while before the leader dies
+	leader := ec.Leader()
+	if leader == nil {
+		t.Fatal("no etcd leader")
+	}
+	ec.Kill(leader)
+	t.Logf("killed etcd leader %s", leader.Name)
+	rs := <-results
+	counts := checkOutcomes(t, rs, "200", "503")
+	s := app.stats(t)
+	t.Logf("%d requests: %v; app: %+v", len(rs), counts, s)
+	if s.MaxInflight > sharedLimit {
+		t.Errorf("the app ran %d requests at once behind 3 replicas, limit %d", s.MaxInflight, sharedLimit)
+	}
+	if s.MaxInflight < sharedLimit {
+		t.Errorf("the app ran at most %d at once, want its limit %d reached under overload", s.MaxInflight, sharedLimit)
+	}
+	// Rebalancing goes on with the two members left: each busy replica got some.
+	var sum int64
+	for i, g := range gs {
+		sh := share(t, g)
+		t.Logf("replica %d: share %d", i, sh)
+		sum += sh
+	}
+	if sum > sharedLimit {
+		t.Errorf("shares sum to %d, limit %d", sum, sharedLimit)
+	}
+}
+
+// TestClusterReplicaKilled: kill -9 of one of two busy replicas. The other
+// takes the dead one's share only after its lease expired and
+// response_timeout passed (its requests may still run on the app); the app
+// never runs more than its limit.
+func TestClusterReplicaKilled(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	app := startWideGunicorns(t, 1)[0]
+	gs := startReplicas(t, 2, ec, app)
+	// Both busy: the clients of the shared port are spread over both.
+	r0 := overload(t, gs[0].URL+"/work?ms=50", 120, 8*time.Second)
+	wait.For(t, "both replicas hold a share", func() bool { return share(t, gs[0]) > 0 && share(t, gs[1]) > 0 })
+	before := share(t, gs[0])
+	time.Sleep(time.Second)
+	if err := syscall.Kill(gs[1].Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	wait.For(t, "the survivor takes the whole limit", func() bool { return share(t, gs[0]) == sharedLimit })
+	took := time.Since(killed)
+	t.Logf("survivor went from %d to %d slots %v after the kill", before, sharedLimit, took)
+	// The lease was renewed at most a third of its TTL before the kill.
+	if min := clusterTTL*2/3 + clusterHold; took < min {
+		t.Errorf("the dead replica's share returned %v after the kill, before lease expiry + response_timeout (≥ %v)", took, min)
+	}
+	rs := <-r0
+	// The killed replica's clients lose their connections; nobody else does.
+	counts := checkOutcomes(t, rs, "200", "503", "reset")
+	s := app.stats(t)
+	t.Logf("clients: %v; app: %+v", counts, s)
+	if s.MaxInflight > sharedLimit {
+		t.Errorf("the app ran %d requests at once, limit %d", s.MaxInflight, sharedLimit)
+	}
+}
