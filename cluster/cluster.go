@@ -78,10 +78,10 @@ type Target struct {
 // entry is this replica's state for one backend.
 type entry struct {
 	t         Target
-	local     int64     // what admission uses (SetShare)
-	lowered   time.Time // when local was last lowered below published; zero = not pending
-	frozen    time.Time // until then: inherited from a previous run, not used nor given back
-	published int64     // our value in etcd at the last read
+	local     atomic.Int64 // what admission uses (SetShare); written under Node.smu
+	lowered   time.Time    // when local was last lowered below published; zero = not pending
+	frozen    time.Time    // until then: inherited from a previous run, not used nor given back
+	published int64        // our value in etcd at the last read
 	replicas  map[string]int64
 }
 
@@ -109,6 +109,8 @@ type Node struct {
 	errs       atomic.Uint64
 
 	targets func() []Target
+
+	peers atomic.Pointer[[]string] // client URLs of every etcd member, for noQuorum
 
 	mu      sync.Mutex // protects entries, members, absent
 	entries map[string]*entry
@@ -158,6 +160,7 @@ func Start(cfg Config, targets func() []Target) (*Node, error) {
 		cli.Close()
 		return nil, fmt.Errorf("cluster: registering %s: %w", cfg.ID, err)
 	}
+	n.refreshPeers(context.Background())
 	n.wg.Add(2)
 	go n.keepAlive()
 	go n.rebalanceLoop()
@@ -217,7 +220,7 @@ func (n *Node) expire() {
 	}
 	for _, e := range n.all {
 		e.t.Backend.SetShare(0)
-		e.local = 0
+		e.local.Store(0)
 	}
 	n.smu.Unlock()
 }
@@ -249,6 +252,8 @@ func (n *Node) keepAlive() {
 				n.log.Warn("cluster: lease expired; registering again", "id", n.cfg.ID)
 				n.lease.Store(0)
 				err = n.register(ctx)
+			} else if n.noQuorum(ctx) {
+				n.renewed(sent) // no leader anywhere: no lease can expire
 			}
 		}
 		cancel()
@@ -256,6 +261,54 @@ func (n *Node) keepAlive() {
 			n.log.Debug("cluster: keep-alive failed", "error", err)
 		}
 	}
+}
+
+// refreshPeers records the client URLs of etcd's members.
+func (n *Node) refreshPeers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	resp, err := n.cli.MemberList(ctx)
+	if err != nil {
+		n.errs.Add(1)
+		return
+	}
+	var urls []string
+	for _, m := range resp.Members {
+		if len(m.ClientURLs) > 0 {
+			urls = append(urls, m.ClientURLs[0])
+		}
+	}
+	if len(urls) == len(resp.Members) {
+		n.peers.Store(&urls)
+	}
+}
+
+// noQuorum reports whether a majority of etcd's members answered that they
+// have no leader. Then no lease can expire (only a leader expires leases,
+// and a new leader extends every lease by its full TTL), so a replica that
+// cannot renew its lease because etcd lost its quorum may keep its shares:
+// etcd down altogether, everyone serves within its current share. A
+// replica cut off from a majority that has a leader gets no such answers
+// and stops admitting as usual.
+func (n *Node) noQuorum(ctx context.Context) bool {
+	p := n.peers.Load()
+	if p == nil {
+		return false
+	}
+	var wg sync.WaitGroup
+	var leaderless atomic.Int64
+	for _, url := range *p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := n.cli.Status(ctx, url)
+			if err == nil && st.Leader == 0 {
+				leaderless.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return int(leaderless.Load()) > len(*p)/2
 }
 
 func (n *Node) rebalanceLoop() {
@@ -309,19 +362,16 @@ func (n *Node) checkSafe(now time.Time) bool {
 	return true
 }
 
-// setLocal sets what admission uses on e's backend.
-// A node that is not safe sets nothing above 0.
-func (n *Node) setLocal(e *entry, s int64, now time.Time) {
+// setLocal sets what admission uses on e's backend. A node that is not
+// safe sets nothing above 0.
+func (n *Node) setLocal(e *entry, s int64) {
 	n.smu.Lock()
 	defer n.smu.Unlock()
 	if !n.safe.Load() {
 		s = 0
 	}
-	if s < e.local && e.lowered.IsZero() {
-		e.lowered = now
-	}
-	if s != e.local {
-		e.local = s
+	if s != e.local.Load() {
+		e.local.Store(s)
 		e.t.Backend.SetShare(s)
 	}
 }
@@ -414,7 +464,8 @@ func (n *Node) rebalance() {
 			continue
 		}
 		if e == nil {
-			e = &entry{t: t, local: -1}
+			e = &entry{t: t}
+			e.local.Store(-1)
 			if v, ok := st.shares[k][n.cfg.ID]; ok && v.n > 0 {
 				e.frozen = n.started.Add(t.Hold) // a previous run's requests may still run
 			}
@@ -422,8 +473,7 @@ func (n *Node) rebalance() {
 			n.smu.Lock()
 			n.all = append(n.all, e)
 			n.smu.Unlock()
-			n.setLocal(e, 0, now)
-			e.lowered = time.Time{}
+			n.setLocal(e, 0)
 		}
 		e.t = t
 		n.reclaim(ctx, st, t, now)
@@ -526,7 +576,8 @@ func (n *Node) balance(ctx context.Context, st *state, e *entry, lease clientv3.
 	mine := st.shares[k][n.cfg.ID]
 	P := mine.n
 	inflight := t.Backend.Inflight()
-	demand := t.Backend.Waiting() || (e.local > 0 && inflight >= e.local)
+	local := e.local.Load()
+	demand := t.Backend.Waiting() || (local > 0 && inflight >= local)
 	// othersWant: another replica asks and is below its even part, so a
 	// busy replica above its own part gives back down to it; othersAsk:
 	// another replica asks at all, so an idle one gives back its idle slots.
@@ -547,7 +598,8 @@ func (n *Node) balance(ctx context.Context, st *state, e *entry, lease clientv3.
 		}
 	}
 	myFair := fair(limit, n.members, n.cfg.ID)
-	target := min(e.local, P)
+	// What to admit on: what we hold, less what others should get.
+	target := P
 	switch {
 	case othersWant && demand:
 		target = min(target, myFair)
@@ -558,16 +610,19 @@ func (n *Node) balance(ctx context.Context, st *state, e *entry, lease clientv3.
 		target = myFair
 	}
 	target = max(target, 0)
-	if target < e.local {
-		n.setLocal(e, target, now)
+	n.setLocal(e, target)
+	if target >= P {
+		e.lowered = time.Time{}
+	} else if e.lowered.IsZero() {
+		e.lowered = now
 	}
 	// Give back in etcd what was lowered locally a round ago and is idle.
 	if !e.lowered.IsZero() && now.Sub(e.lowered) >= n.cfg.RebalanceInterval {
-		if give := max(e.local, inflight); give < P && n.write(ctx, e, lease, P, give, demand, 0, false) {
+		if give := max(target, inflight); give < P && n.write(ctx, e, lease, P, give, demand, 0, false) {
 			sum -= P - give
 			P = give
 		}
-		if P <= e.local {
+		if P <= target {
 			e.lowered = time.Time{}
 		}
 	}
@@ -577,22 +632,19 @@ func (n *Node) balance(ctx context.Context, st *state, e *entry, lease clientv3.
 		}
 		return
 	}
-	// Grow: first within what we hold, then into free room.
+	// Grow into free room.
 	want := limit
 	if othersWant {
 		want = myFair
 	}
-	if e.local < P && e.local < want && e.lowered.IsZero() {
-		n.setLocal(e, min(P, want), now)
-	}
 	free := limit - sum
-	if add := min(free, want-P); add > 0 && e.local >= P {
+	if add := min(free, want-P); add > 0 && target >= P && P == mine.n {
 		if n.write(ctx, e, lease, P, P+add, true, st.versions[k], true) {
-			n.setLocal(e, P+add, now)
+			n.setLocal(e, P+add)
 		}
 		return
 	}
-	if !mine.want && e.local < limit {
+	if !mine.want && target < limit {
 		n.write(ctx, e, lease, P, P, true, 0, false) // ask: the others shrink towards fair
 	}
 }
@@ -640,7 +692,7 @@ func (n *Node) Status() *metrics.ClusterStatus {
 	for _, e := range n.entries {
 		cs.Shares = append(cs.Shares, metrics.ClusterShare{
 			Upstream: e.t.Upstream, Backend: e.t.Address, Limit: e.t.Backend.Limit(),
-			Share: max(e.local, 0), Published: e.published, Replicas: e.replicas,
+			Share: max(e.local.Load(), 0), Published: e.published, Replicas: e.replicas,
 		})
 	}
 	slices.SortFunc(cs.Shares, func(a, b metrics.ClusterShare) int {

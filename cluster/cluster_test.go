@@ -248,3 +248,42 @@ func TestCutOffReplicaStopsAdmitting(t *testing.T) {
 	ec.Members[0].Continue()
 	wait.For(t, "admission resumes with etcd", func() bool { return r.share.Load() == 4 })
 }
+
+// TestQuorumLost: etcd loses its quorum (two of three members killed). The
+// replicas keep their shares while their leases may still be alive, then
+// admit nothing (the surviving member cannot tell a dead majority from a
+// partition that may expire their leases), never overshoot, and rebalance
+// again once the quorum is back.
+func TestQuorumLost(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	a := &app{limit: 4}
+	ra, rb := newReplica(a), newReplica(a)
+	ra.demand.Store(10)
+	rb.demand.Store(10)
+	ra.run(t)
+	rb.run(t)
+	ttl := 2 * time.Second
+	startNode(t, ec, "a", ttl, target(ra, 100*time.Millisecond))
+	startNode(t, ec, "b", ttl, target(rb, 100*time.Millisecond))
+	wait.For(t, "an even split", func() bool { return ra.share.Load() == 2 && rb.share.Load() == 2 })
+	leader := ec.Leader()
+	ec.Kill(leader)
+	var second *etcdtest.Member
+	for _, m := range ec.Members {
+		if m != leader && second == nil {
+			second = m
+		}
+	}
+	ec.Kill(second)
+	lost := time.Now()
+	wait.For(t, "admission stops without quorum", func() bool { return ra.share.Load() == 0 && rb.share.Load() == 0 })
+	if took := time.Since(lost); took < ttl/3 || took > ttl {
+		t.Errorf("admission stopped %v after quorum was lost, want within the lease TTL %v but not at once", took, ttl)
+	}
+	ec.Restart(second)
+	rb.demand.Store(0)
+	wait.For(t, "rebalancing after quorum returns", func() bool { return ra.share.Load() == 4 })
+	if m := a.maxSeen.Load(); m > a.limit {
+		t.Fatalf("the app ran %d at once, limit %d", m, a.limit)
+	}
+}
