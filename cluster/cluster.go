@@ -592,11 +592,8 @@ func (n *Node) balance(ctx context.Context, st *state, e *entry, lease clientv3.
 			}
 		}
 	}
-	for id := range st.members { // a member without a key yet, asking
-		if _, ok := st.shares[k][id]; !ok && id != n.cfg.ID && fair(limit, n.members, id) > 0 {
-			othersWant, othersAsk = true, true
-		}
-	}
+	// (A member without a key of this backend has not asked: it writes
+	// one, marked as asking, once it has waiters.)
 	myFair := fair(limit, n.members, n.cfg.ID)
 	// What to admit on: what we hold, less what others should get.
 	target := P

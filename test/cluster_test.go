@@ -25,9 +25,17 @@ const (
 // clusterConfig is a replica's config: listen on port (0 = any), one
 // upstream over app at max_inflight sharedLimit.
 func clusterConfig(id, port string, ec *etcdtest.Cluster, app *gunicornApp) string {
-	eps, _ := json.Marshal(ec.Endpoints())
+	return clusterConfigOn(id, port, ec.Endpoints(), app)
+}
+
+// clusterConfigOn is clusterConfig with the given etcd endpoints, and a
+// second listener of the replica's own (privateAddr).
+func clusterConfigOn(id, port string, endpoints []string, app *gunicornApp) string {
+	eps, _ := json.Marshal(endpoints)
 	return fmt.Sprintf(`listen:
   - address: "127.0.0.1:%s"
+    shards: 1
+  - address: "127.0.0.1:0"
     shards: 1
 admin:
   address: "127.0.0.1:0"
@@ -45,6 +53,17 @@ upstreams:
 routes:
   - {host: "*", path_prefix: /, upstream: app}
 `, port, id, eps, clusterTTL, clusterHold, app.Addr, sharedLimit)
+}
+
+// privateURL is the URL of g's own listener, which no other replica shares.
+func privateURL(t *testing.T, g *Gateway) string {
+	t.Helper()
+	listen, _, ok := findReady(g.Logs())
+	addrs := strings.Split(listen, ",")
+	if !ok || len(addrs) < 2 {
+		t.Fatalf("no second listener in the ready line: %q", listen)
+	}
+	return "http://" + addrs[1]
 }
 
 // startReplicas starts n replicas on one port.
@@ -165,4 +184,75 @@ func TestClusterReplicaKilled(t *testing.T) {
 	if s.MaxInflight > sharedLimit {
 		t.Errorf("the app ran %d requests at once, limit %d", s.MaxInflight, sharedLimit)
 	}
+}
+
+// TestClusterUnevenDemand: clients reach one replica only (its own
+// listener). Within a second it holds nearly the whole limit, and the app
+// runs at its limit, not below.
+func TestClusterUnevenDemand(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	app := startWideGunicorns(t, 1)[0]
+	gs := startReplicas(t, 3, ec, app)
+	wait.For(t, "all three replicas as members", func() bool {
+		return len(replicaView(t, gs[0]).Cluster.Members) == 3
+	})
+	// First every replica busy (the shared port), so that all hold a share.
+	first := overload(t, gs[0].URL+"/work?ms=50", 120, 2*time.Second)
+	wait.For(t, "every replica holds a share", func() bool {
+		return share(t, gs[0]) > 0 && share(t, gs[1]) > 0 && share(t, gs[2]) > 0
+	})
+	checkOutcomes(t, <-first, "200", "503")
+	results := overload(t, privateURL(t, gs[0])+"/work?ms=50", 120, 3*time.Second)
+	start := time.Now()
+	wait.For(t, "the busy replica holds the whole limit", func() bool { return share(t, gs[0]) == sharedLimit })
+	took := time.Since(start)
+	t.Logf("busy replica at %d slots %v after the load began", sharedLimit, took)
+	if took > time.Second {
+		t.Errorf("the busy replica took %v to get the limit, want within a second", took)
+	}
+	rs := <-results
+	counts := checkOutcomes(t, rs, "200", "503")
+	s := app.stats(t)
+	t.Logf("%v; app: %+v", counts, s)
+	if s.MaxInflight != sharedLimit {
+		t.Errorf("the app ran at most %d at once, want exactly its limit %d", s.MaxInflight, sharedLimit)
+	}
+}
+
+// TestClusterReplicaCutOff: one replica's only etcd endpoint is stopped
+// (SIGSTOP: no answer, no reset). Within the lease TTL it stops admitting
+// on its share; the other takes that share over only after it did (lease
+// expiry + response_timeout), and the app never runs more than its limit.
+func TestClusterReplicaCutOff(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	app := startWideGunicorns(t, 1)[0]
+	a := StartGateway(t, clusterConfigOn("a", "0", ec.Endpoints()[:2], app))
+	cutEP := ec.Members[2]
+	b := StartGateway(t, clusterConfigOn("b", "0", []string{cutEP.ClientURL}, app))
+	ra := overload(t, privateURL(t, a)+"/work?ms=50", 60, 9*time.Second)
+	rb := overload(t, privateURL(t, b)+"/work?ms=50", 60, 9*time.Second)
+	wait.For(t, "both replicas hold a share", func() bool { return share(t, a) > 0 && share(t, b) > 0 })
+	time.Sleep(500 * time.Millisecond)
+	cutEP.Stop()
+	t.Cleanup(cutEP.Continue)
+	cut := time.Now()
+	wait.For(t, "the cut-off replica stops admitting", func() bool { return share(t, b) == 0 })
+	stopped := time.Since(cut)
+	wait.For(t, "the other takes the whole limit", func() bool { return share(t, a) == sharedLimit })
+	taken := time.Since(cut)
+	t.Logf("cut-off replica stopped admitting after %v; the other took its share after %v", stopped, taken)
+	if stopped > clusterTTL {
+		t.Errorf("the cut-off replica admitted for %v, longer than the lease TTL %v", stopped, clusterTTL)
+	}
+	if taken < stopped+clusterHold {
+		t.Errorf("its share was taken %v after the cut, before it stopped (%v) + response_timeout", taken, stopped)
+	}
+	<-ra
+	<-rb
+	s := app.stats(t)
+	t.Logf("app: %+v", s)
+	if s.MaxInflight > sharedLimit {
+		t.Errorf("the app ran %d at once, limit %d", s.MaxInflight, sharedLimit)
+	}
+	cutEP.Continue()
 }
