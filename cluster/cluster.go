@@ -55,7 +55,14 @@ type Config struct {
 	TLS                *tls.Config
 	LeaseTTL           time.Duration // whole seconds, at least 1s
 	RebalanceInterval  time.Duration
-	Log                *slog.Logger
+	// Inherited is set when this process took over from a previous one of
+	// the same replica whose in-flight counts it shares (a binary upgrade
+	// handed the slot segment down): then the shares that one held are used
+	// at once. Otherwise shares this id held before the process started are
+	// used only once the upstream's response_timeout has passed, since the
+	// requests of a crashed predecessor may still run.
+	Inherited bool
+	Log       *slog.Logger
 }
 
 // Backend is what the cluster needs of a backend (upstream.Backend).
@@ -116,6 +123,7 @@ type Node struct {
 	entries map[string]*entry
 	members []string
 	absent  map[string]time.Time // member id → first seen without a lease
+	stale   map[string]time.Time // backend key → first seen with our key but not shared
 	started time.Time
 
 	stop chan struct{}
@@ -252,8 +260,12 @@ func (n *Node) keepAlive() {
 				n.log.Warn("cluster: lease expired; registering again", "id", n.cfg.ID)
 				n.lease.Store(0)
 				err = n.register(ctx)
-			} else if n.noQuorum(ctx) {
-				n.renewed(sent) // no leader anywhere: no lease can expire
+			} else {
+				qctx, qcancel := context.WithTimeout(context.Background(), max(every/2, 200*time.Millisecond))
+				if n.noQuorum(qctx) {
+					n.renewed(sent) // no leader anywhere: no lease can expire
+				}
+				qcancel()
 			}
 		}
 		cancel()
@@ -466,7 +478,7 @@ func (n *Node) rebalance() {
 		if e == nil {
 			e = &entry{t: t}
 			e.local.Store(-1)
-			if v, ok := st.shares[k][n.cfg.ID]; ok && v.n > 0 {
+			if v, ok := st.shares[k][n.cfg.ID]; ok && v.n > 0 && !n.cfg.Inherited {
 				e.frozen = n.started.Add(t.Hold) // a previous run's requests may still run
 			}
 			n.entries[k] = e
@@ -486,12 +498,68 @@ func (n *Node) rebalance() {
 		}
 		e.published = st.shares[k][n.cfg.ID].n
 	}
+	n.dropStale(ctx, st, targets, now)
 	n.smu.Lock()
 	n.all = n.all[:0]
 	for _, e := range n.entries {
 		n.all = append(n.all, e)
 	}
 	n.smu.Unlock()
+}
+
+// dropStale deletes this replica's share keys of backends it no longer
+// shares (a reload removed them or made them unlimited, or a previous run
+// had them), once the longest response_timeout of its upstreams has passed
+// since it noticed: the requests it ran there may still be running. And it
+// forgets dead replicas that hold nothing any more.
+func (n *Node) dropStale(ctx context.Context, st *state, targets []Target, now time.Time) {
+	var hold time.Duration
+	live := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		hold = max(hold, t.Hold)
+		if t.Backend.Limit() > 0 {
+			live[bkey(t)] = true
+		}
+	}
+	if n.stale == nil {
+		n.stale = make(map[string]time.Time)
+	}
+	for k, shares := range st.shares {
+		v, ok := shares[n.cfg.ID]
+		if !ok || live[k] {
+			delete(n.stale, k)
+			continue
+		}
+		since, seen := n.stale[k]
+		if !seen {
+			n.stale[k] = now
+			continue
+		}
+		if now.Sub(since) < hold || now.Before(n.started.Add(hold)) {
+			continue
+		}
+		_, err := n.cli.Txn(ctx).Then(
+			clientv3.OpDelete(n.prefix+"shares/"+k+"/"+n.cfg.ID),
+			clientv3.OpPut(n.prefix+"version/"+k, "1"),
+		).Commit()
+		if err != nil {
+			n.errs.Add(1)
+			continue
+		}
+		n.log.Info("cluster: gave back the share of a backend no longer shared", "backend", k, "slots", v.n)
+		delete(n.stale, k)
+	}
+	for id := range n.absent {
+		holds := false
+		for _, shares := range st.shares {
+			if _, ok := shares[id]; ok {
+				holds = true
+			}
+		}
+		if !holds {
+			delete(n.absent, id)
+		}
+	}
 }
 
 // forgetRemoved drops the entries of backends a reload removed.

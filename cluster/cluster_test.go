@@ -287,3 +287,36 @@ func TestQuorumLost(t *testing.T) {
 		t.Fatalf("the app ran %d at once, limit %d", m, a.limit)
 	}
 }
+
+// TestRemovedBackendShareReturns: a reload on one replica removes the
+// backend; its share goes to the other replica only after the hold.
+func TestRemovedBackendShareReturns(t *testing.T) {
+	ec := etcdtest.Start(t, 1)
+	a := &app{limit: 4}
+	ra, rb := newReplica(a), newReplica(a)
+	ra.demand.Store(10)
+	rb.demand.Store(10)
+	ra.run(t)
+	rb.run(t)
+	hold := 600 * time.Millisecond
+	startNode(t, ec, "a", 2*time.Second, target(ra, hold))
+	var bTargets atomic.Pointer[[]Target]
+	bTargets.Store(&[]Target{target(rb, hold)})
+	nb, err := Start(Config{Name: "test", ID: "b", Endpoints: ec.Endpoints(), DialTimeout: 2 * time.Second,
+		LeaseTTL: 2 * time.Second, RebalanceInterval: 50 * time.Millisecond},
+		func() []Target { return *bTargets.Load() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nb.Close)
+	wait.For(t, "an even split", func() bool { return ra.share.Load() == 2 && rb.share.Load() == 2 })
+	// The other backend stays, so b still knows the hold of its upstream.
+	other := newReplica(&app{limit: 0})
+	bTargets.Store(&[]Target{{Upstream: "app", Address: "127.0.0.1:9999", Hold: hold, Backend: other}})
+	rb.demand.Store(0)
+	removed := time.Now()
+	wait.For(t, "a gets the removed backend's share", func() bool { return ra.share.Load() == 4 })
+	if took := time.Since(removed); took < hold {
+		t.Fatalf("the share of a removed backend went to a after %v, before the hold %v", took, hold)
+	}
+}

@@ -14,7 +14,7 @@ import (
 
 // startCluster joins the cluster of c (issue 14): gw's limited backends
 // admit on the shares the cluster gives this replica.
-func startCluster(c *config.Cluster, gw *gateway.Gateway, log *slog.Logger) (*cluster.Node, error) {
+func startCluster(c *config.Cluster, gw *gateway.Gateway, inherited bool, log *slog.Logger) (*cluster.Node, error) {
 	tc, err := etcdTLS(c.Etcd.TLS)
 	if err != nil {
 		return nil, err
@@ -24,7 +24,7 @@ func startCluster(c *config.Cluster, gw *gateway.Gateway, log *slog.Logger) (*cl
 		Endpoints: c.Etcd.Endpoints, DialTimeout: c.Etcd.DialTimeout,
 		Username: c.Etcd.Username, Password: c.Etcd.Password, TLS: tc,
 		LeaseTTL: c.LeaseTTL, RebalanceInterval: c.RebalanceInterval,
-		Log: log,
+		Inherited: inherited, Log: log,
 	}, func() []cluster.Target {
 		bs := gw.ClusterBackends()
 		out := make([]cluster.Target, len(bs))

@@ -46,7 +46,8 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err != nil {
 		return err
 	}
-	defer closeInherited(inherited) // whatever the config no longer listens on
+	defer closeInherited(inherited)   // whatever the config no longer listens on
+	_, handed := inherited[slotsName] // an upgrade hands the slot segment down
 	seg, shared, err := joinSlots(inherited, log)
 	if err != nil {
 		return err
@@ -64,7 +65,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 	clusterStatus := func() *metrics.ClusterStatus { return nil }
 	if cfg.Cluster != nil {
-		node, err := startCluster(cfg.Cluster, gw, log)
+		node, err := startCluster(cfg.Cluster, gw, handed, log)
 		if err != nil {
 			return err
 		}
