@@ -166,7 +166,7 @@ func Start(cfg Config, targets func() []Target) (*Node, error) {
 	cancel()
 	if err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("cluster: registering %s: %w", cfg.ID, err)
+		return nil, fmt.Errorf("cluster: registering %s with etcd at %s: %w", cfg.ID, strings.Join(cfg.Endpoints, ","), err)
 	}
 	n.refreshPeers(context.Background())
 	n.wg.Add(2)
