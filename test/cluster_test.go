@@ -256,3 +256,44 @@ func TestClusterReplicaCutOff(t *testing.T) {
 	}
 	cutEP.Continue()
 }
+
+// TestClusterQuorumLost: under load, the etcd leader and then a second
+// member are killed (-9): quorum is lost. The app never runs more than its
+// limit; the replicas stop admitting within the lease TTL (they cannot tell
+// a dead majority from a partition), and admit and rebalance again once a
+// member is back.
+func TestClusterQuorumLost(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	app := startWideGunicorns(t, 1)[0]
+	gs := startReplicas(t, 2, ec, app)
+	results := overload(t, gs[0].URL+"/work?ms=50", 100, 9*time.Second)
+	wait.For(t, "both replicas hold a share", func() bool { return share(t, gs[0]) > 0 && share(t, gs[1]) > 0 })
+	leader := ec.Leader()
+	if leader == nil {
+		t.Fatal("no etcd leader")
+	}
+	ec.Kill(leader)
+	var second *etcdtest.Member
+	for _, m := range ec.Members {
+		if m != leader && second == nil {
+			second = m
+		}
+	}
+	ec.Kill(second)
+	lost := time.Now()
+	wait.For(t, "admission stops without quorum", func() bool { return share(t, gs[0]) == 0 && share(t, gs[1]) == 0 })
+	t.Logf("replicas stopped admitting %v after quorum was lost", time.Since(lost))
+	if took := time.Since(lost); took > clusterTTL {
+		t.Errorf("replicas admitted for %v without quorum, longer than the lease TTL %v", took, clusterTTL)
+	}
+	ec.Restart(second)
+	wait.For(t, "admission resumes with quorum", func() bool { return share(t, gs[0])+share(t, gs[1]) == sharedLimit })
+	t.Logf("admitting again %v after quorum was lost", time.Since(lost))
+	rs := <-results
+	counts := checkOutcomes(t, rs, "200", "503")
+	s := app.stats(t)
+	t.Logf("%v; app: %+v", counts, s)
+	if s.MaxInflight > sharedLimit {
+		t.Errorf("the app ran %d at once, limit %d", s.MaxInflight, sharedLimit)
+	}
+}
