@@ -32,11 +32,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -295,32 +298,55 @@ func (n *Node) refreshPeers(ctx context.Context) {
 	}
 }
 
-// noQuorum reports whether a majority of etcd's members answered that they
-// have no leader. Then no lease can expire (only a leader expires leases,
-// and a new leader extends every lease by its full TTL), so a replica that
-// cannot renew its lease because etcd lost its quorum may keep its shares:
-// etcd down altogether, everyone serves within its current share. A
-// replica cut off from a majority that has a leader gets no such answers
-// and stops admitting as usual.
+// noQuorum reports whether etcd has surely no quorum: a majority of its
+// members either answered that they have no leader or refused the
+// connection (no process listens: the member is down). Then no lease can
+// expire (only a leader expires leases, and a new leader extends every
+// lease by its full TTL), so a replica that cannot renew its lease may
+// keep its shares: with etcd down altogether every replica serves within
+// its current share. A replica cut off from a majority that has a leader
+// gets no such answers (a partition times out; it does not refuse) and
+// stops admitting as usual.
 func (n *Node) noQuorum(ctx context.Context) bool {
 	p := n.peers.Load()
 	if p == nil {
 		return false
 	}
 	var wg sync.WaitGroup
-	var leaderless atomic.Int64
-	for _, url := range *p {
+	var down atomic.Int64
+	for _, ep := range *p {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := n.cli.Status(ctx, url)
-			if err == nil && st.Leader == 0 {
-				leaderless.Add(1)
+			if refused(ctx, ep) {
+				down.Add(1)
+				return
+			}
+			if st, err := n.cli.Status(ctx, ep); err == nil && st.Leader == 0 {
+				down.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	return int(leaderless.Load()) > len(*p)/2
+	return int(down.Load()) > len(*p)/2
+}
+
+// refused reports whether a TCP connection to the host of URL ep is
+// refused: nothing listens there.
+func refused(ctx context.Context, ep string) bool {
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 func (n *Node) rebalanceLoop() {
