@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -119,6 +120,7 @@ type Node struct {
 	errs       atomic.Uint64
 
 	targets func() []Target
+	last    atomic.Pointer[view] // the last Status built, for Status during a round
 
 	peers atomic.Pointer[[]string] // client URLs of every etcd member, for noQuorum
 
@@ -768,26 +770,47 @@ func (n *Node) write(ctx context.Context, e *entry, lease clientv3.LeaseID, old,
 	return resp.Succeeded
 }
 
-// Status returns the cluster view for /status and /metrics.
+// Status returns the cluster view for /status and /metrics. It never waits
+// on etcd: while a rebalance round runs, it returns the view of the last
+// one with the shares admission uses now.
 func (n *Node) Status() *metrics.ClusterStatus {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	cs := &metrics.ClusterStatus{
-		Name: n.cfg.Name, ID: n.cfg.ID,
-		Registered: n.lease.Load() != 0,
-		Safe:       n.safe.Load(),
-		Members:    slices.Clone(n.members),
-		Rebalances: n.rebalances.Load(),
-		Errors:     n.errs.Load(),
+	var v *view
+	if n.mu.TryLock() {
+		v = n.viewLocked()
+		n.mu.Unlock()
+		n.last.Store(v)
+	} else if v = n.last.Load(); v == nil {
+		return &metrics.ClusterStatus{Name: n.cfg.Name, ID: n.cfg.ID}
 	}
+	cs := v.cs
+	cs.Shares = slices.Clone(v.cs.Shares)
+	for i, e := range v.entries {
+		cs.Shares[i].Share = max(e.local.Load(), 0)
+	}
+	cs.Registered = n.lease.Load() != 0
+	cs.Safe = n.safe.Load()
+	cs.Rebalances = n.rebalances.Load()
+	cs.Errors = n.errs.Load()
+	return &cs
+}
+
+// view is a Status with the entries its shares come from.
+type view struct {
+	cs      metrics.ClusterStatus
+	entries []*entry
+}
+
+func (n *Node) viewLocked() *view {
+	v := &view{cs: metrics.ClusterStatus{Name: n.cfg.Name, ID: n.cfg.ID, Members: slices.Clone(n.members)}}
 	for _, e := range n.entries {
-		cs.Shares = append(cs.Shares, metrics.ClusterShare{
+		v.entries = append(v.entries, e)
+	}
+	slices.SortFunc(v.entries, func(a, b *entry) int { return strings.Compare(bkey(a.t), bkey(b.t)) })
+	for _, e := range v.entries {
+		v.cs.Shares = append(v.cs.Shares, metrics.ClusterShare{
 			Upstream: e.t.Upstream, Backend: e.t.Address, Limit: e.t.Backend.Limit(),
-			Share: max(e.local.Load(), 0), Published: e.published, Replicas: e.replicas,
+			Published: e.published, Replicas: maps.Clone(e.replicas),
 		})
 	}
-	slices.SortFunc(cs.Shares, func(a, b metrics.ClusterShare) int {
-		return strings.Compare(a.Upstream+"/"+a.Backend, b.Upstream+"/"+b.Backend)
-	})
-	return cs
+	return v
 }

@@ -102,6 +102,23 @@ func startNode(t *testing.T, ec *etcdtest.Cluster, id string, ttl time.Duration,
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Close)
+	// Scrapes run concurrently with rebalancing (-race checks them).
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if cs := n.Status(); cs.ID != id {
+				t.Errorf("Status().ID = %q, want %q", cs.ID, id)
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
 	return n
 }
 
