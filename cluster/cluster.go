@@ -88,7 +88,7 @@ type Target struct {
 
 // entry is this replica's state for one backend.
 type entry struct {
-	t         Target
+	t         Target       // written under both Node.mu and Node.smu; read under either
 	local     atomic.Int64 // what admission uses (SetShare); written under Node.smu
 	lowered   time.Time    // when local was last lowered below published; zero = not pending
 	frozen    time.Time    // until then: inherited from a previous run, not used nor given back
@@ -515,7 +515,9 @@ func (n *Node) rebalance() {
 			n.smu.Unlock()
 			n.setLocal(e, 0)
 		}
+		n.smu.Lock() // the guard reads e.t under smu
 		e.t = t
+		n.smu.Unlock()
 		n.reclaim(ctx, st, t, now)
 		if safe && registered {
 			n.balance(ctx, st, e, lease, now)
