@@ -645,8 +645,13 @@ func (n *Node) reclaim(ctx context.Context, st *state, t Target, now time.Time) 
 	}
 }
 
-// fair returns id's part of an even split of limit among members.
-func fair(limit int64, members []string, id string) int64 {
+// fair returns id's part of an even split of limit among members; the
+// remainder goes to the lowest ids. When the limit is smaller than the
+// number of members, the slots go to members in turn instead (epoch moves
+// them on), so that under sustained load no replica is starved. (With at
+// least one slot each, turns would only cost goodput: every move idles a
+// slot for a round.)
+func fair(limit int64, members []string, id string, epoch int64) int64 {
 	m := int64(len(members))
 	if m == 0 {
 		return limit
@@ -657,10 +662,21 @@ func fair(limit int64, members []string, id string) int64 {
 		m++
 	}
 	f := limit / m
-	if r < limit%m {
+	if f > 0 {
+		epoch = 0
+	}
+	if (r+epoch)%m < limit%m {
 		f++
 	}
 	return f
+}
+
+// epoch numbers the turns of fair's remainder: one every ten rebalance
+// intervals, at least a second (replicas agree on it up to clock skew,
+// which only delays a turn).
+func (n *Node) epoch(now time.Time) int64 {
+	turn := max(10*n.cfg.RebalanceInterval, time.Second)
+	return now.UnixNano() / int64(turn)
 }
 
 // balance decides e's share for this round and writes what changed.
@@ -685,14 +701,14 @@ func (n *Node) balance(ctx context.Context, st *state, e *entry, lease clientv3.
 		sum += v.n
 		if id != n.cfg.ID && st.members[id] && v.want {
 			othersAsk = true
-			if v.n < fair(limit, n.members, id) {
+			if v.n < fair(limit, n.members, id, n.epoch(now)) {
 				othersWant = true
 			}
 		}
 	}
 	// (A member without a key of this backend has not asked: it writes
 	// one, marked as asking, once it has waiters.)
-	myFair := fair(limit, n.members, n.cfg.ID)
+	myFair := fair(limit, n.members, n.cfg.ID, n.epoch(now))
 	// What to admit on: what we hold, less what others should get.
 	target := P
 	switch {

@@ -203,6 +203,20 @@ func TestManyReplicasSmallLimit(t *testing.T) {
 		}
 		return s == 2
 	})
+	// All four busy for good: the two slots go round, every replica gets
+	// a turn.
+	for _, r := range idle {
+		r.demand.Store(3)
+	}
+	had := make([]bool, len(rs))
+	wait.For(t, "every busy replica gets a turn", func() bool {
+		all := true
+		for i, r := range rs {
+			had[i] = had[i] || r.share.Load() > 0
+			all = all && had[i]
+		}
+		return all
+	})
 	if m := a.maxSeen.Load(); m > a.limit {
 		t.Fatalf("the app ran %d at once, limit %d", m, a.limit)
 	}
