@@ -105,9 +105,11 @@ type Node struct {
 	margin time.Duration
 	now    func() time.Time
 
-	lease  atomic.Int64 // clientv3.LeaseID; 0 = not registered
-	lastOK atomic.Int64 // Unix ns when the last successful keep-alive was sent
-	safe   atomic.Bool
+	lease atomic.Int64 // clientv3.LeaseID; 0 = not registered
+	// unsafeLease is the lease held when the guard last fired.
+	unsafeLease atomic.Int64
+	lastOK      atomic.Int64 // Unix ns when the last successful keep-alive was sent
+	safe        atomic.Bool
 
 	// smu orders share changes against the guard: once the guard marked
 	// the node unsafe, nothing raises a share above 0 until a keep-alive
@@ -229,6 +231,7 @@ func (n *Node) expire() {
 	}
 	n.smu.Lock()
 	if n.safe.Swap(false) {
+		n.unsafeLease.Store(n.lease.Load())
 		n.log.Warn("cluster: lease not renewed in time; admitting nothing until it is", "id", n.cfg.ID)
 	}
 	for _, e := range n.all {
@@ -257,7 +260,7 @@ func (n *Node) keepAlive() {
 		var err error
 		if id == 0 {
 			err = n.register(ctx)
-		} else if _, err = n.cli.KeepAliveOnce(ctx, id); err == nil {
+		} else if _, err = n.keepAliveOnce(ctx, id, every/2); err == nil {
 			n.renewed(sent)
 		} else {
 			n.errs.Add(1)
@@ -266,7 +269,7 @@ func (n *Node) keepAlive() {
 				n.lease.Store(0)
 				err = n.register(ctx)
 			} else {
-				qctx, qcancel := context.WithTimeout(context.Background(), max(every/2, 200*time.Millisecond))
+				qctx, qcancel := context.WithTimeout(context.Background(), max(every/3, 200*time.Millisecond))
 				if n.noQuorum(qctx) {
 					n.renewed(sent) // no leader anywhere: no lease can expire
 				}
@@ -351,6 +354,14 @@ func refused(ctx context.Context, ep string) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
+// keepAliveOnce renews the lease once, within d, so that a renewal and
+// the no-quorum check after a failed one fit in a keep-alive period.
+func (n *Node) keepAliveOnce(ctx context.Context, id clientv3.LeaseID, d time.Duration) (*clientv3.LeaseKeepAliveResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return n.cli.KeepAliveOnce(ctx, id)
+}
+
 func (n *Node) rebalanceLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.RebalanceInterval)
@@ -385,21 +396,24 @@ func (n *Node) Close() {
 	n.cli.Close()
 }
 
-// checkSafe reports whether the lease is surely alive, and marks the node
-// safe again once a keep-alive succeeded after the guard fired.
-func (n *Node) checkSafe(now time.Time) bool {
+// checkSafe reports whether the lease is surely alive, and whether it just
+// became so again after the guard fired (recovered).
+func (n *Node) checkSafe(now time.Time) (ok, recovered bool) {
 	deadline := n.lastOK.Load() + int64(n.cfg.LeaseTTL-n.margin)
-	ok := n.lease.Load() != 0 && now.UnixNano() < deadline
-	if !ok {
+	if n.lease.Load() == 0 || now.UnixNano() >= deadline {
 		n.expire()
-		return false
+		return false, false
 	}
 	n.smu.Lock()
 	if !n.safe.Swap(true) {
+		// The same lease renewed: it never expired, nobody took our
+		// shares. A new lease: the old one may have expired and our shares
+		// been reclaimed; only a fresh read tells what we hold.
+		recovered = n.lease.Load() == n.unsafeLease.Load()
 		n.log.Info("cluster: lease renewed; admitting again", "id", n.cfg.ID)
 	}
 	n.smu.Unlock()
-	return true
+	return true, recovered
 }
 
 // setLocal sets what admission uses on e's backend. A node that is not
@@ -469,7 +483,7 @@ func bkey(t Target) string { return t.Upstream + "/" + t.Address }
 // dead replicas held, then per backend give back, ask for or take slots.
 func (n *Node) rebalance() {
 	now := n.now()
-	safe := n.checkSafe(now)
+	safe, recovered := n.checkSafe(now)
 	targets := n.targets()
 	ctx, cancel := context.WithTimeout(context.Background(), max(n.cfg.RebalanceInterval*2, 300*time.Millisecond))
 	defer cancel()
@@ -477,6 +491,15 @@ func (n *Node) rebalance() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.forgetRemoved(targets)
+	if recovered {
+		// The lease was alive all along (renewed, or etcd had no quorum):
+		// what we held in etcd is still ours.
+		for _, e := range n.entries {
+			if !now.Before(e.frozen) {
+				n.setLocal(e, e.published)
+			}
+		}
+	}
 	if err != nil {
 		n.errs.Add(1)
 		return // keep the shares we have; never grow without etcd
