@@ -44,6 +44,9 @@ type Config struct {
 	// (YAML key processes), between 1 and MaxProcesses. Default 1: one
 	// process, no supervisor. See processes.go.
 	Processes int
+	// Cluster shares each backend's limit with other replicas through etcd
+	// (YAML key cluster); nil = single instance. See cluster.go.
+	Cluster *Cluster
 }
 
 // Listen is one client-facing listener.

@@ -38,7 +38,11 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		"upstreams": func(p string, v *yaml.Node) { d.upstreams(p, v, c.Upstreams) },
 		"routes":    func(p string, v *yaml.Node) { c.Routes = d.routeList(p, v) },
 		"processes": d.integer(&c.Processes, between(1, MaxProcesses)),
+		"cluster":   func(p string, v *yaml.Node) { c.Cluster = d.cluster(p, v) },
 	})
+	if c.Cluster != nil && c.Processes > 1 {
+		d.add("cluster", present["cluster"], "not supported with processes > 1 yet (run one process per replica)")
+	}
 	if present["upstreams"] == nil {
 		d.add("upstreams", root, "at least one upstream is required")
 	}

@@ -145,6 +145,7 @@ func (g *Gateway) backend(into map[string]*upstream.Backend, name string, uc *co
 	} else {
 		b.Reconfigure(c)
 	}
+	g.clusterCap(b, c.Limit)
 	into[key] = b
 	return b, nil
 }

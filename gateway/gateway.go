@@ -71,6 +71,8 @@ type Gateway struct {
 	backends map[string]*upstream.Backend // by upstream name + "|" + address
 
 	shared *upstream.Shared // nil: slots counted in this process only (shared.go)
+	// clustered: limits are shared with other replicas (cluster.go)
+	clustered bool
 }
 
 // New returns a gateway configured from cfg. metrics and access may be nil:

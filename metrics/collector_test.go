@@ -29,6 +29,8 @@ func fakeSnapshot() Snapshot {
 				{Address: "10.0.0.2:80", Limit: 0, Inflight: 1, Up: false, Requests: 39},
 			},
 		}},
+		Cluster: &ClusterStatus{Name: "c", ID: "a", Members: []string{"a", "b"},
+			Shares: []ClusterShare{{Upstream: "app", Backend: "10.0.0.1:80", Limit: 4, Share: 2, Published: 2}}},
 	}
 }
 

@@ -17,6 +17,8 @@ type Snapshot struct {
 	Spool *SpoolStatus `json:"spool,omitempty"`
 	// Processes is the per-process view with `processes: N` (process.go).
 	Processes []ProcessStatus `json:"processes,omitempty"`
+	// Cluster is the replica's cluster view; nil without `cluster` (cluster.go).
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // SpoolStatus describes the spool files that hold large bodies.

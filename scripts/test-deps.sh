@@ -2,8 +2,9 @@
 # Installs what the end-to-end tests drive, from Debian's packages, when it is
 # missing: gunicorn + Flask and Django (real backends), python3-websockets (a
 # real WebSocket server and client), curl (a real client), Chromium (renders
-# the status page) and systemd (systemd-analyze verify for the units in
-# contrib/). Needs root (or sudo) only to install.
+# the status page), systemd (systemd-analyze verify for the units in
+# contrib/) and etcd-server (a real etcd cluster for the cluster tests).
+# Needs root (or sudo) only to install.
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,7 @@ missing=()
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/etcd ] || missing+=(etcd-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

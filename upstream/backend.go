@@ -36,6 +36,7 @@ type BackendConfig struct {
 type Backend struct {
 	addr     string
 	limit    atomic.Int64
+	share    atomic.Int64 // cluster share; noShare = none (share.go)
 	weight   atomic.Int64
 	inflight counter
 	up       atomic.Bool
@@ -59,6 +60,7 @@ func NewBackend(c BackendConfig) *Backend {
 		b.inflight.attach(c.Slot)
 	}
 	b.up.Store(true)
+	b.share.Store(noShare)
 	b.client = newHostClient(c)
 	b.client.Transport = cleanTransport{b: b}
 	b.Reconfigure(c)
@@ -125,8 +127,7 @@ func (b *Backend) Available() bool {
 	if !b.up.Load() {
 		return false
 	}
-	l := b.limit.Load()
-	return l == 0 || b.inflight.Load() < l
+	return !b.full(b.inflight.Load())
 }
 
 // Requests returns how many requests were forwarded to the backend.
@@ -141,9 +142,8 @@ func (b *Backend) tryAcquire() bool {
 		return false
 	}
 	for {
-		l := b.limit.Load()
 		n := b.inflight.Load()
-		if l != 0 && n >= l {
+		if b.full(n) {
 			return false
 		}
 		if b.inflight.CompareAndSwap(n, n+1) {

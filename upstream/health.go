@@ -204,8 +204,7 @@ func isTimeout(err error) bool {
 
 // atLimit reports whether every slot of b is taken.
 func (b *Backend) atLimit() bool {
-	l := b.limit.Load()
-	return l > 0 && b.inflight.Load() >= l
+	return b.full(b.inflight.Load())
 }
 
 // applyCheck applies the result of one check by ck, unless ck was stopped

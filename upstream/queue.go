@@ -168,7 +168,7 @@ func (p *Pool) leave(w *waiter) (*Backend, bool) {
 // b can still take it.
 func (p *Pool) releaseLocked(b *Backend) {
 	m := p.m.Load()
-	if w := p.nextLocked(m); w != nil && !p.yieldLocked() && b.Up() && withinLimit(b.inflight.Load(), b.Limit()) &&
+	if w := p.nextLocked(m); w != nil && !p.yieldLocked() && b.Up() && b.fits(b.inflight.Load()) &&
 		withinLimit(p.inflight.Load(), m.limit) {
 		p.handLocked(w, b)
 		return

@@ -46,7 +46,8 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	if err != nil {
 		return err
 	}
-	defer closeInherited(inherited) // whatever the config no longer listens on
+	defer closeInherited(inherited)   // whatever the config no longer listens on
+	_, handed := inherited[slotsName] // an upgrade hands the slot segment down
 	seg, shared, err := joinSlots(inherited, log)
 	if err != nil {
 		return err
@@ -54,7 +55,11 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	// seg is never unmapped: a request still running after the drain
 	// releases its slot there until the process exits.
 	defer shared.Close() // after the drain: what is still held is returned after its hold
-	gw, err := gateway.New(cfg, reg, access, log, gateway.WithShared(shared))
+	opts := []gateway.Option{gateway.WithShared(shared)}
+	if cfg.Cluster != nil {
+		opts = append(opts, gateway.WithCluster())
+	}
+	gw, err := gateway.New(cfg, reg, access, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -63,6 +68,15 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		return err
 	}
 	defer edge.close()
+	clusterStatus := func() *metrics.ClusterStatus { return nil }
+	if cfg.Cluster != nil {
+		node, err := startCluster(cfg.Cluster, gw, handed, log)
+		if err != nil {
+			return err
+		}
+		defer node.Close() // after the drain: its shares are returned after the hold
+		clusterStatus = node.Status
+	}
 	groups, err := listen(cfg.Listen, inherited)
 	if err != nil {
 		return err
@@ -77,6 +91,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 			Listeners: listenerStatus(groups),
 			Upstreams: gw.Snapshot(),
 			Spool:     gw.SpoolStatus(),
+			Cluster:   clusterStatus(),
 		}
 	}
 	reg.SetSource(snapshot)
@@ -181,9 +196,9 @@ func reload(running *config.Config, path string, gw *gateway.Gateway, reg *metri
 		}
 	}
 	if err == nil && !reflect.DeepEqual(
-		[]any{unlined(cfg), cfg.Server, cfg.Log, cfg.Processes},
-		[]any{unlined(running), running.Server, running.Log, running.Processes}) {
-		log.Warn("reload: listen, admin, server, log and processes settings take effect only after a restart", "path", path)
+		[]any{unlined(cfg), cfg.Server, cfg.Log, cfg.Processes, cfg.Cluster},
+		[]any{unlined(running), running.Server, running.Log, running.Processes, running.Cluster}) {
+		log.Warn("reload: listen, admin, server, log, processes and cluster settings take effect only after a restart", "path", path)
 	}
 	reg.ConfigReload(err == nil)
 	if err != nil {
