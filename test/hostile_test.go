@@ -143,8 +143,22 @@ func TestPipelinedRequests(t *testing.T) {
 }
 
 // brokenBackend answers every request with the raw bytes of respond, then
-// closes the connection (or, with linger 0, resets it).
+// closes the connection (or, with reset, resets it).
 func brokenBackend(t *testing.T, respond string, reset bool) string {
+	return rawBackend(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, respond)
+		if reset {
+			c.(*net.TCPConn).SetLinger(0)
+		}
+	})
+}
+
+// rawBackend serves each connection with serve, on its own goroutine, and
+// closes it after; it returns the address. It stops at cleanup.
+func rawBackend(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -159,14 +173,7 @@ func brokenBackend(t *testing.T, respond string, reset bool) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, respond)
-				if reset {
-					c.(*net.TCPConn).SetLinger(0)
-				}
+				serve(c)
 			}()
 		}
 	}()

@@ -202,26 +202,10 @@ routes: [{upstream: app}]
 // countingBroken is a backend that reads each request and resets the
 // connection without answering, counting connections in n.
 func countingBroken(t *testing.T, n *atomic.Int64) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					c.(*net.TCPConn).SetLinger(0)
-				}
-			}()
+	return rawBackend(t, func(c net.Conn) {
+		n.Add(1)
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			c.(*net.TCPConn).SetLinger(0)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
