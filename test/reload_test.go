@@ -113,3 +113,25 @@ func TestReloadKeepsInflightCounts(t *testing.T) {
 		t.Fatalf("exit = %d, %v; want 0", code, err)
 	}
 }
+
+// TestSignalOnReadyLine is the regression test of a startup race: the
+// gateway logged ready before it caught signals, so a SIGHUP sent on the
+// ready line (as a deploy script that waits for it does) could take Go's
+// default action and kill it. Signals are now caught before ready: each
+// SIGHUP sent the moment ready is seen is a reload.
+func TestSignalOnReadyLine(t *testing.T) {
+	be := NewRecorder(t, nil)
+	cfg := loopbackListeners + fmt.Sprintf(`upstreams:
+  app:
+    backends: [{address: %q}]
+routes: [{upstream: app}]
+`, be.Addr())
+	for i := range 5 {
+		g := StartGateway(t, cfg) // returns on the ready line
+		g.Signal(t, syscall.SIGHUP)
+		g.WaitForLog(t, "msg=reloaded", 10*time.Second)
+		if code, status := get(t, g.URL+"/"); code != 200 || status != "ok" {
+			t.Fatalf("run %d: after the SIGHUP got %d %q, want 200 ok from a live gateway", i, code, status)
+		}
+	}
+}

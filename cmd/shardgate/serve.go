@@ -117,6 +117,14 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		adminAddr = ln.Addr().String()
 	}
 
+	// Signals are caught from here on, before ready is logged: a SIGHUP
+	// sent on the ready line would otherwise take Go's default action and
+	// kill the process (regression: TestSignalOnReadyLine). One that arrives
+	// before waitForStop runs waits in the channel.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+
 	srv := gateway.NewServer(gw, cfg.Server, log)
 	if err := edge.setupListeners(cfg, groups, srv, reg); err != nil {
 		return err
@@ -135,7 +143,7 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	takeOver(log)
 
 	up := &upgrader{groups: groups, admin: adminLn, slots: seg.File(), tickets: edge.tickets, log: log}
-	waitForStop(cfg, path, gw, reg, log, h, up, edge)
+	waitForStop(sigs, cfg, path, gw, reg, log, h, up, edge)
 	ready.Store(false)
 	log.Info("draining", "timeout", cfg.Server.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
@@ -149,12 +157,9 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	return nil
 }
 
-// waitForStop handles signals until one asks the process to stop.
-func waitForStop(running *config.Config, path string, gw *gateway.Gateway, reg *metrics.Metrics,
+// waitForStop handles the signals on sigs until one asks the process to stop.
+func waitForStop(sigs <-chan os.Signal, running *config.Config, path string, gw *gateway.Gateway, reg *metrics.Metrics,
 	log *slog.Logger, h *hooks, up *upgrader, edge *edges) {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
 	var stop <-chan struct{}
 	if h != nil {
 		stop = h.stop
