@@ -14,7 +14,8 @@ import (
 func TestClusterGoodput(t *testing.T) {
 	ec := etcdtest.Start(t, 3)
 	app := startWideGunicorns(t, 1)[0]
-	const rate, d = 120, 4 * time.Second
+	// 8 s, so that the first rebalances (shares start at 0) weigh little.
+	const rate, d = 120, 8 * time.Second
 
 	one := StartGateway(t, sharedConfig("", []*gunicornApp{app}))
 	checkOutcomes(t, <-overload(t, one.URL+"/work?ms=50", rate, d), "200", "503")
