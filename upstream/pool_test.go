@@ -321,7 +321,13 @@ func TestNoHealthyBackend(t *testing.T) {
 }
 
 func TestUnlimitedFastPathAllocatesNothing(t *testing.T) {
-	p := newTestPool(t, 0, 10, time.Second, 0, 0, 0)
+	checkFastPathAllocs(t, newTestPool(t, 0, 10, time.Second, 0, 0, 0), "Acquire/Release")
+}
+
+// checkFastPathAllocs fails t unless an Acquire and Release on p, whose
+// slots are free, allocate nothing (rule 7).
+func checkFastPathAllocs(t *testing.T, p *Pool, what string) {
+	t.Helper()
 	allocs := testing.AllocsPerRun(1000, func() {
 		b, _, err := p.Acquire(nil)
 		if err != nil {
@@ -330,17 +336,19 @@ func TestUnlimitedFastPathAllocatesNothing(t *testing.T) {
 		p.Release(b)
 	})
 	if allocs != 0 {
-		t.Fatalf("Acquire/Release allocates %v per op, want 0", allocs)
+		t.Fatalf("%s allocates %v per op, want 0", what, allocs)
 	}
 }
 
-func BenchmarkAcquireRelease(b *testing.B) {
+// benchAcquireRelease runs the uncontended and parallel Acquire/Release
+// benchmarks on pools made by newPool, unlimited and limited.
+func benchAcquireRelease(b *testing.B, newPool func(b *testing.B, limits ...int64) *Pool) {
 	for _, bc := range []struct {
 		name   string
 		limits []int64
 	}{{"unlimited", []int64{0, 0, 0}}, {"limited", []int64{64, 64, 64}}} {
 		b.Run(bc.name+"/uncontended", func(b *testing.B) {
-			p := newTestPool(b, 0, 1000, time.Second, 0, bc.limits...)
+			p := newPool(b, bc.limits...)
 			b.ReportAllocs()
 			for b.Loop() {
 				be, _, _ := p.Acquire(nil)
@@ -348,7 +356,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			}
 		})
 		b.Run(bc.name+"/parallel", func(b *testing.B) {
-			p := newTestPool(b, 0, 100000, time.Minute, 0, bc.limits...)
+			p := newPool(b, bc.limits...)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -358,6 +366,12 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			})
 		})
 	}
+}
+
+func BenchmarkAcquireRelease(b *testing.B) {
+	benchAcquireRelease(b, func(b *testing.B, limits ...int64) *Pool {
+		return newTestPool(b, 0, 100000, time.Minute, 0, limits...)
+	})
 	b.Run("contended-queue", func(b *testing.B) {
 		p := newTestPool(b, 0, 100000, time.Minute, 0, 1, 1)
 		b.ReportAllocs()

@@ -221,45 +221,15 @@ func TestSharedSlotLeftToOtherProcessIsTakenBack(t *testing.T) {
 
 // Rule 7 on shared slots: the fast path allocates nothing either.
 func TestSharedFastPathAllocatesNothing(t *testing.T) {
-	p := sharedPool(t, sharedProcs(t, 1)[0], 0, 0, 0, 4)
-	allocs := testing.AllocsPerRun(1000, func() {
-		b, _, err := p.Acquire(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Release(b)
-	})
-	if allocs != 0 {
-		t.Fatalf("Acquire/Release on shared slots allocates %v per op, want 0", allocs)
-	}
+	checkFastPathAllocs(t, sharedPool(t, sharedProcs(t, 1)[0], 0, 0, 0, 4), "Acquire/Release on shared slots")
 }
 
 // BenchmarkSharedAcquireRelease is BenchmarkAcquireRelease on shared slots:
 // the cost of the held words next to the shared counts.
 func BenchmarkSharedAcquireRelease(b *testing.B) {
-	for _, bc := range []struct {
-		name   string
-		limits []int64
-	}{{"unlimited", []int64{0, 0, 0}}, {"limited", []int64{64, 64, 64}}} {
-		b.Run(bc.name+"/uncontended", func(b *testing.B) {
-			p := sharedPool(b, sharedProcs(b, 1)[0], 0, 0, bc.limits...)
-			b.ReportAllocs()
-			for b.Loop() {
-				be, _, _ := p.Acquire(nil)
-				p.Release(be)
-			}
-		})
-		b.Run(bc.name+"/parallel", func(b *testing.B) {
-			p := sharedPool(b, sharedProcs(b, 1)[0], 0, 0, bc.limits...)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					be, _, _ := p.Acquire(nil)
-					p.Release(be)
-				}
-			})
-		})
-	}
+	benchAcquireRelease(b, func(b *testing.B, limits ...int64) *Pool {
+		return sharedPool(b, sharedProcs(b, 1)[0], 0, 0, limits...)
+	})
 }
 
 // Rule 8 with rule 2: a newcomer in a process with no waiter of its own
