@@ -185,8 +185,12 @@ type Upstream struct {
 	// reuse (YAML key idle_conn_timeout). Default 1s; must be > 0. Keep it
 	// below the backend's keep-alive (gunicorn's default is 2s).
 	IdleConnTimeout time.Duration
-	// Backends are the pool's members, in file order. At least one.
+	// Backends are the pool's members, in file order. At least one,
+	// unless Discover is set: then none, and the gateway fills them.
 	Backends []Backend
+	// Discover fills the backends from DNS (YAML key discover); nil when
+	// the key is absent. Set either Backends or Discover.
+	Discover *Discover
 	// HealthCheck configures active checks (YAML key health_check). nil,
 	// when the key is absent, means no active checks.
 	HealthCheck *HealthCheck

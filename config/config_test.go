@@ -232,6 +232,15 @@ func TestParseOptional(t *testing.T) {
 		{"same backend in two upstreams",
 			"upstreams:\n  a: {backends: [{address: \"h:1\"}]}\n  b: {backends: [{address: \"h:1\"}]}\nroutes: [{upstream: a}]\n",
 			func(c *Config) any { return len(c.Upstreams) }, 2},
+		{"discover defaults", "upstreams:\n  app:\n    discover: {dns: app.svc.}\nroutes: [{upstream: app}]\n",
+			func(c *Config) any { return *c.Upstreams["app"].Discover },
+			Discover{DNS: "app.svc.", Interval: 10 * time.Second, Backend: Backend{Weight: 1}}},
+		{"discover values", "upstreams:\n  app:\n    discover: {dns: _http._tcp.app.svc, port: 8000, interval: 250ms, resolver: \"[::1]:5353\", workers: 4, threads: 2, weight: 3}\nroutes: [{upstream: app}]\n",
+			func(c *Config) any {
+				d := c.Upstreams["app"].Discover
+				return []any{d.DNS, d.Port, d.Interval, d.Resolver, d.Backend.Limit(), d.Backend.Weight, len(c.Upstreams["app"].Backends)}
+			},
+			[]any{"_http._tcp.app.svc", 8000, 250 * time.Millisecond, "[::1]:5353", 8, 3, 0}},
 		{"explicit max_inflight 0 is unlimited", "upstreams:\n  app:\n    backends: [{address: \"h:1\", max_inflight: 0}]\nroutes: [{upstream: app}]\n",
 			func(c *Config) any { return c.Upstreams["app"].Backends[0].Limit() }, 0},
 	}

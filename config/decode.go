@@ -204,6 +204,7 @@ func (d *decoder) upstream(path string, n *yaml.Node, u *Upstream) {
 		"response_timeout":  d.duration(&u.ResponseTimeout, positive),
 		"idle_conn_timeout": d.duration(&u.IdleConnTimeout, positive),
 		"backends":          func(p string, v *yaml.Node) { u.Backends = d.backends(p, v) },
+		"discover":          func(p string, v *yaml.Node) { u.Discover = d.discover(p, v) },
 		"health_check":      func(p string, v *yaml.Node) { u.HealthCheck = d.healthCheck(p, v) },
 		"outlier_detection": func(p string, v *yaml.Node) { d.outlier(p, v, &u.OutlierDetection) },
 		"retry_budget":      func(p string, v *yaml.Node) { d.retryBudget(p, v, &u.RetryBudget) },
@@ -212,7 +213,11 @@ func (d *decoder) upstream(path string, n *yaml.Node, u *Upstream) {
 		"max_tunnels":         d.integer(&u.MaxTunnels, nonNegative, atMost(maxLimit)),
 		"timeout_hold":        d.duration(&u.TimeoutHold, nonNegative),
 	})
-	if present != nil && present["backends"] == nil {
+	switch {
+	case present == nil:
+	case present["backends"] != nil && present["discover"] != nil:
+		d.add(join(path, "discover"), present["discover"], "set either backends or discover, not both")
+	case present["backends"] == nil && present["discover"] == nil:
 		d.add(join(path, "backends"), n, "at least one backend is required")
 	}
 }
@@ -256,13 +261,7 @@ func (d *decoder) backends(path string, n *yaml.Node) []Backend {
 // backend decodes one backend and returns it with its address node.
 func (d *decoder) backend(path string, n *yaml.Node) (Backend, *yaml.Node) {
 	b := Backend{Weight: defaultWeight}
-	present := d.mapping(path, n, fields{
-		"address":      d.str(&b.Address, backendAddr),
-		"max_inflight": d.integer(&b.MaxInflight, nonNegative, atMost(maxLimit)),
-		"workers":      d.integer(&b.Workers, nonNegative, atMost(maxLimit)),
-		"threads":      d.integer(&b.Threads, nonNegative, atMost(maxLimit)),
-		"weight":       d.integer(&b.Weight, between(1, maxWeight)),
-	})
+	present := d.mapping(path, n, d.backendFields(&b))
 	if present == nil {
 		return b, nil
 	}
@@ -271,6 +270,17 @@ func (d *decoder) backend(path string, n *yaml.Node) (Backend, *yaml.Node) {
 	}
 	d.checkBackendLimit(path, b, present)
 	return b, present["address"]
+}
+
+// backendFields are the keys of a backend.
+func (d *decoder) backendFields(b *Backend) fields {
+	return fields{
+		"address":      d.str(&b.Address, backendAddr),
+		"max_inflight": d.integer(&b.MaxInflight, nonNegative, atMost(maxLimit)),
+		"workers":      d.integer(&b.Workers, nonNegative, atMost(maxLimit)),
+		"threads":      d.integer(&b.Threads, nonNegative, atMost(maxLimit)),
+		"weight":       d.integer(&b.Weight, between(1, maxWeight)),
+	}
 }
 
 // checkBackendLimit reports a backend whose limit is given twice or makes no

@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"shardgate/balancer"
 	"shardgate/config"
+	"shardgate/discovery"
 	"shardgate/metrics"
 	"shardgate/upstream"
 )
@@ -13,11 +16,32 @@ import (
 // value. Upstreams that keep their name keep their queue; backends that keep
 // their upstream and address keep their in-flight count, connections and
 // health. Requests already running finish on the state they started with.
-// On error nothing changes.
+// An upstream with discover gets the backends DNS gives (discover.go). On
+// error nothing changes.
 func (g *Gateway) Apply(cfg *config.Config) error {
+	g.applying.Lock()
+	defer g.applying.Unlock()
+	fresh := g.newWatchers(cfg) // outside mu: each resolves once
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	watchers := g.keepWatchers(cfg, fresh)
+	err := g.apply(cfg, discovered{watchers: watchers})
+	var stale []*discovery.Watcher
+	if err == nil {
+		stale = g.swapWatchers(watchers)
+		g.cfg = cfg
+	} else {
+		stale = slices.Collect(maps.Values(fresh)) // never started
+	}
+	g.mu.Unlock()
+	for _, w := range stale { // after mu: a watcher may be waiting for it
+		w.Stop()
+	}
+	return err
+}
 
+// apply does the work of Apply under g.mu, taking the backends of upstreams
+// with discover from disc.
+func (g *Gateway) apply(cfg *config.Config, disc discovered) error {
 	ups := make(map[string]*upstreamState, len(cfg.Upstreams))
 	pools := make(map[string]*upstream.Pool, len(cfg.Upstreams))
 	backends := make(map[string]*upstream.Backend)
@@ -42,14 +66,21 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			LIFOAfter:   uc.Queue.LIFOAfter,
 		}
 		resilience(uc, &pc)
-		addrs := make([]string, len(uc.Backends))
-		for i, bc := range uc.Backends {
+		members := uc.Backends
+		if uc.Discover != nil {
+			members = discoveredBackends(uc.Discover, disc.addrs(name))
+		}
+		addrs := make([]string, len(members))
+		for i, bc := range members {
 			addrs[i] = bc.Address
 		}
 		metrics := g.upstreamMetrics(name, addrs)
-		for i, bc := range uc.Backends {
+		for i, bc := range members {
 			b, err := g.backend(backends, name, uc, bc, metrics.Backend(i))
 			if err != nil {
+				if uc.Discover != nil {
+					return fmt.Errorf("upstreams.%s.discover: backend %s: %w", name, bc.Address, err)
+				}
 				return fmt.Errorf("upstreams.%s.backends[%d]: %w", name, i, err)
 			}
 			pc.Backends = append(pc.Backends, b)
@@ -74,6 +105,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 			retryAfter: retryAfter(uc.Queue.Timeout),
 			bodies:     bodies,
 			streams:    g.spool.streamCounter(name),
+			discovery:  disc.watchers[name],
 
 			tunnels:         g.tunnels.forUpstream(uc, g.metrics),
 			connectTimeout:  uc.ConnectTimeout,
@@ -97,7 +129,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	for key, b := range g.backends {
 		if backends[key] == nil {
-			b.CloseIdleConnections() // removed: Pool.Update marked it down
+			b.Retire() // removed: Pool.Update marked it down
 		}
 	}
 	g.forgetRemoved(pools, backends)

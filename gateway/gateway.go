@@ -18,6 +18,7 @@ import (
 
 	"shardgate/accesslog"
 	"shardgate/config"
+	"shardgate/discovery"
 	"shardgate/metrics"
 	"shardgate/upstream"
 )
@@ -37,6 +38,8 @@ type upstreamState struct {
 	streams *atomic.Int64 // streams open now, shared by the copies
 	stream  bool          // buffering: false
 	timeout time.Duration // the route's response_timeout; 0: the upstream's
+
+	discovery *discovery.Watcher // nil without discover (discover.go)
 
 	tunnels         *tunnelSet // see tunnel.go
 	connectTimeout  time.Duration
@@ -65,10 +68,14 @@ type Gateway struct {
 	tunnels    tunnelRegistry
 	history    historian // the status page's graphs; see history.go
 
-	// mu serialises Apply; it protects pools and backends.
+	// applying serialises Apply, DNS lookups included; mu serialises the
+	// swaps of Apply and of DNS discovery, and protects what follows it.
+	applying sync.Mutex
 	mu       sync.Mutex
 	pools    map[string]*upstream.Pool
-	backends map[string]*upstream.Backend // by upstream name + "|" + address
+	backends map[string]*upstream.Backend  // by upstream name + "|" + address
+	cfg      *config.Config                // the config applied last
+	watchers map[string]*discovery.Watcher // by upstream name: those with discover (discover.go)
 
 	shared *upstream.Shared // nil: slots counted in this process only (shared.go)
 	// clustered: limits are shared with other replicas (cluster.go)
@@ -247,6 +254,7 @@ func (g *Gateway) Close() {
 	}
 	g.stopChecks()
 	g.stopHistory()
+	g.stopWatchers()
 }
 
 func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {

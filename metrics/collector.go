@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"shardgate/discovery"
 )
 
 // snapshotCollector turns one Snapshot per scrape into the gauges and listener
@@ -20,6 +22,8 @@ type snapshotCollector struct {
 	backendUp       *prometheus.Desc
 	accepted        *prometheus.Desc
 	open            *prometheus.Desc
+	lookups         *prometheus.Desc
+	discovered      *prometheus.Desc
 }
 
 func newSnapshotCollector(source *atomic.Pointer[func() Snapshot]) *snapshotCollector {
@@ -35,6 +39,9 @@ func newSnapshotCollector(source *atomic.Pointer[func() Snapshot]) *snapshotColl
 		backendUp:       desc("backend_up", "1 while the backend takes new requests, else 0.", be),
 		accepted:        desc("listener_accepted_total", "Connections accepted, by listener and shard.", []string{"listener", "shard"}),
 		open:            desc("open_connections", "Client connections currently open, by listener.", []string{"listener"}),
+		lookups: desc("discovery_lookups_total", "DNS lookups of the upstream's discover name, by result.",
+			[]string{"upstream", "result"}),
+		discovered: desc("discovery_backends", "Backends of the upstream's last DNS answer applied.", up),
 	}
 }
 
@@ -45,7 +52,7 @@ func desc(name, help string, labels []string) *prometheus.Desc {
 // Describe implements prometheus.Collector.
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queueLength, c.queueLIFO, c.upInflight,
-		c.backendInflight, c.backendMax, c.backendUp, c.accepted, c.open} {
+		c.backendInflight, c.backendMax, c.backendUp, c.accepted, c.open, c.lookups, c.discovered} {
 		ch <- d
 	}
 }
@@ -107,6 +114,13 @@ func (c *snapshotCollector) collectUpstream(ch chan<- prometheus.Metric, u *Upst
 	gauge(c.queueLength, float64(u.QueueLength), u.Name)
 	gauge(c.queueLIFO, boolFloat(u.LIFO), u.Name)
 	gauge(c.upInflight, float64(u.Inflight), u.Name)
+	if d := u.Discovery; d != nil {
+		gauge(c.discovered, float64(d.Backends), u.Name)
+		for r := range discovery.NumResults { // every result, at 0 too
+			ch <- prometheus.MustNewConstMetric(c.lookups, prometheus.CounterValue,
+				float64(d.Lookups[r.String()]), u.Name, r.String())
+		}
+	}
 	seen := make(map[string]bool, len(u.Backends))
 	for _, b := range u.Backends {
 		if seen[b.Address] {

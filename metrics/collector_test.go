@@ -28,6 +28,8 @@ func fakeSnapshot() Snapshot {
 				{Address: "10.0.0.1:80", Limit: 4, Inflight: 4, Up: true, Requests: 60, Errors: 1},
 				{Address: "10.0.0.2:80", Limit: 0, Inflight: 1, Up: false, Requests: 39},
 			},
+			Discovery: &DiscoveryStatus{DNS: "app.svc", Port: 80, Backends: 2,
+				Lookups: map[string]uint64{"ok": 9, "error": 2}},
 		}},
 		Cluster: &ClusterStatus{Name: "c", ID: "a", Members: []string{"a", "b"},
 			Shares: []ClusterShare{{Upstream: "app", Backend: "10.0.0.1:80", Limit: 4, Share: 2, Published: 2}}},
@@ -76,6 +78,10 @@ func TestSnapshotGauges(t *testing.T) {
 		{"shardgate_listener_accepted_total", "listener=127.0.0.1:8080,shard=0", 10},
 		{"shardgate_listener_accepted_total", "listener=127.0.0.1:8080,shard=1", 7},
 		{"shardgate_open_connections", "listener=127.0.0.1:8080", 3},
+		{"shardgate_discovery_backends", "upstream=app", 2},
+		{"shardgate_discovery_lookups_total", "result=ok,upstream=app", 9},
+		{"shardgate_discovery_lookups_total", "result=empty,upstream=app", 0},
+		{"shardgate_discovery_lookups_total", "result=error,upstream=app", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"{"+tt.key+"}", func(t *testing.T) {

@@ -6,6 +6,8 @@
 // registry and the snapshots over HTTP; this package serves nothing.
 package metrics
 
+import "time"
+
 // Snapshot is a point-in-time copy of the gateway's live state. The wiring code
 // fills it when /metrics is scraped or /status is read; admin never modifies it.
 type Snapshot struct {
@@ -69,6 +71,22 @@ type UpstreamStatus struct {
 	// History is the last minutes for the status page's graphs; nil when
 	// none is kept.
 	History *History `json:"history,omitempty"`
+	// Discovery is what DNS discovery saw; nil without discover.
+	Discovery *DiscoveryStatus `json:"discovery,omitempty"`
+}
+
+// DiscoveryStatus is the DNS discovery of one upstream.
+type DiscoveryStatus struct {
+	DNS  string `json:"dns"`
+	Port int    `json:"port"` // 0: SRV records give the ports
+	// Backends is the number of addresses of the last answer applied.
+	Backends int `json:"backends"`
+	// Lookups counts lookups by result: ok, empty (no address: no
+	// backends), error (backends unchanged).
+	Lookups    map[string]uint64 `json:"lookups"`
+	LastLookup time.Time         `json:"last_lookup"`
+	// LastError says why the last lookup failed; "" when it did not.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // BackendStatus describes one backend of an upstream.

@@ -378,6 +378,13 @@ type Slot struct {
 	j int
 }
 
+// Drop records that this process no longer uses the slot (a reload or DNS
+// discovery removed its backend). Once no process uses it or holds or
+// awaits anything of it, its entry may be claimed for another key; what
+// this process still holds is released through sl as usual. Without Drop a
+// process that sees backends come and go would fill the table.
+func (sl *Slot) Drop() { sl.p.seg.rowUsed(sl.p.idx, sl.j).Store(0) }
+
 // Inflight is the word counting the slot's requests in flight across all
 // processes. Admission CASes it.
 func (sl *Slot) Inflight() *atomic.Int64 { return sl.p.seg.slotInflight(sl.j) }

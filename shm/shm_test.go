@@ -298,3 +298,25 @@ func TestUnusedSlotEntryIsReused(t *testing.T) {
 			sl.j, sl.Inflight().Load(), x.j)
 	}
 }
+
+// Regression: a removed backend kept its entry in use by its process until
+// the process exited, so a gateway whose DNS-discovered backends came and
+// went filled the table and could not apply the next set.
+func TestDroppedSlotEntryIsReused(t *testing.T) {
+	a, _ := twoMappings(t)
+	p := join(t, a, 1)
+	held := slot(t, p, "b|app|held", 0)
+	take(held, 1)
+	held.Drop() // removed while a request still runs on it
+	for i := range 3 * MaxSlots {
+		sl := slot(t, p, fmt.Sprintf("b|app|10.0.0.%d:80", i), 0)
+		if sl.j == held.j {
+			t.Fatalf("entry %d reused while a request holds a slot on it", held.j)
+		}
+		sl.Drop()
+	}
+	give(held)
+	for i := range MaxSlots {
+		slot(t, p, fmt.Sprintf("b|next|%d", i), 0) // every entry, held's included, is free again
+	}
+}

@@ -53,11 +53,7 @@ type appEvent struct {
 
 func startBodiesApp(t *testing.T) *bodiesApp {
 	t.Helper()
-	python := gunicornPython(t)
-	appDir, err := filepath.Abs("app")
-	if err != nil {
-		t.Fatalf("locating the app: %v", err)
-	}
+	python, appDir := flaskApp(t)
 	for attempt := 1; ; attempt++ {
 		dir := t.TempDir()
 		a := &bodiesApp{

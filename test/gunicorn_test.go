@@ -90,16 +90,24 @@ func gunicornPython(t *testing.T) string {
 	return pythonPath
 }
 
+// flaskApp returns the python of gunicornPython and the directory of
+// app/app.py.
+func flaskApp(t *testing.T) (python, appDir string) {
+	t.Helper()
+	python = gunicornPython(t)
+	appDir, err := filepath.Abs("app")
+	if err != nil {
+		t.Fatalf("locating the app: %v", err)
+	}
+	return python, appDir
+}
+
 // startGunicorns starts n gunicorn instances side by side, each with its own
 // counters, and returns once every one answers /stats. They are stopped at
 // cleanup.
 func startGunicorns(t *testing.T, n int) []*gunicornApp {
 	t.Helper()
-	python := gunicornPython(t)
-	appDir, err := filepath.Abs("app")
-	if err != nil {
-		t.Fatalf("locating the app: %v", err)
-	}
+	python, appDir := flaskApp(t)
 	apps := make([]*gunicornApp, n)
 	for i := range apps {
 		apps[i] = launchGunicorn(t, python, appDir)
@@ -124,8 +132,14 @@ func startGunicorns(t *testing.T, n int) []*gunicornApp {
 // args come after the defaults, so "-w", "8" overrides the worker count.
 func launchGunicorn(t *testing.T, python, appDir string, args ...string) *gunicornApp {
 	t.Helper()
+	return launchGunicornAt(t, python, appDir, closedAddr(t), args...)
+}
+
+// launchGunicornAt is launchGunicorn on addr.
+func launchGunicornAt(t *testing.T, python, appDir, addr string, args ...string) *gunicornApp {
+	t.Helper()
 	dir := t.TempDir()
-	a := &gunicornApp{Addr: closedAddr(t), logPath: filepath.Join(dir, "gunicorn.log"), exited: make(chan struct{})}
+	a := &gunicornApp{Addr: addr, logPath: filepath.Join(dir, "gunicorn.log"), exited: make(chan struct{})}
 	a.URL = "http://" + a.Addr
 	logFile, err := os.Create(a.logPath)
 	if err != nil {

@@ -35,11 +35,7 @@ func launchLedger(t *testing.T) (app *gunicornApp, ledger string) {
 // /stats.
 func launchPythonApp(t *testing.T, module string, env func(dir string) []string, args ...string) (*gunicornApp, string) {
 	t.Helper()
-	python := gunicornPython(t)
-	appDir, err := filepath.Abs("app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	python, appDir := flaskApp(t)
 	for attempt := 1; ; attempt++ {
 		dir := t.TempDir()
 		a := &gunicornApp{Addr: closedAddr(t), logPath: filepath.Join(dir, "gunicorn.log"), exited: make(chan struct{})}

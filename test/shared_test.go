@@ -34,11 +34,7 @@ const spareWorkers, sharedLimit = 8, 4
 // startWideGunicorns starts n gunicorns with spareWorkers workers each.
 func startWideGunicorns(t *testing.T, n int) []*gunicornApp {
 	t.Helper()
-	python := gunicornPython(t)
-	appDir, err := filepath.Abs("app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	python, appDir := flaskApp(t)
 	apps := make([]*gunicornApp, n)
 	for i := range apps {
 		for attempt := 1; ; attempt++ {

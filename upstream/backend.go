@@ -44,7 +44,8 @@ type Backend struct {
 	errors   atomic.Uint64
 
 	client   *fasthttp.HostClient
-	observer Observer // set at creation, never changed
+	observer Observer  // set at creation, never changed
+	slot     *shm.Slot // the shared count; nil = this process only
 
 	rot  rotation     // what keeps it out of rotation; see health.go
 	hold atomic.Int64 // TimeoutHold in ns; see hold.go
@@ -58,6 +59,7 @@ func NewBackend(c BackendConfig) *Backend {
 	}
 	if c.Slot != nil {
 		b.inflight.attach(c.Slot)
+		b.slot = c.Slot
 	}
 	b.up.Store(true)
 	b.share.Store(noShare)
@@ -159,3 +161,13 @@ func (nopObserver) Error(ErrorKind)        {}
 
 // CloseIdleConnections closes the backend's pooled idle connections.
 func (b *Backend) CloseIdleConnections() { b.client.CloseIdleConnections() }
+
+// Retire is called once a reload or DNS discovery removed the backend (its
+// pool marked it down): its idle connections close, and its shared slot
+// entry may serve another backend once its last requests are done.
+func (b *Backend) Retire() {
+	b.CloseIdleConnections()
+	if b.slot != nil {
+		b.slot.Drop()
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -259,6 +260,7 @@ func mergeUpstreams(out *metrics.Snapshot, us []metrics.UpstreamStatus) {
 		m.Streams += u.Streams
 		m.LIFO = m.LIFO || u.LIFO
 		m.Requests += u.Requests
+		mergeDiscovery(m, u.Discovery)
 		for r, n := range u.Shed {
 			if m.Shed == nil {
 				m.Shed = map[string]uint64{}
@@ -278,4 +280,25 @@ func mergeUpstreams(out *metrics.Snapshot, us []metrics.UpstreamStatus) {
 			mb.Errors += b.Errors
 		}
 	}
+}
+
+// mergeDiscovery adds another worker's DNS discovery d to m. Every worker
+// resolves on its own: lookups are summed, the rest is the latest lookup's.
+func mergeDiscovery(m *metrics.UpstreamStatus, d *metrics.DiscoveryStatus) {
+	o := m.Discovery
+	if o == nil || d == nil {
+		m.Discovery = cmp.Or(o, d)
+		return
+	}
+	latest := *o
+	if d.LastLookup.After(o.LastLookup) {
+		latest = *d
+	}
+	latest.Lookups = make(map[string]uint64, len(o.Lookups))
+	for _, ls := range []map[string]uint64{o.Lookups, d.Lookups} {
+		for r, n := range ls {
+			latest.Lookups[r] += n
+		}
+	}
+	m.Discovery = &latest
 }

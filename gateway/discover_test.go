@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"shardgate/config"
+	"shardgate/internal/dnstest"
+	"shardgate/internal/wait"
+	"shardgate/metrics"
+	"shardgate/shm"
+	"shardgate/upstream"
+)
+
+func backendAddrs(g *Gateway) []string {
+	var out []string
+	for _, b := range g.Snapshot()[0].Backends {
+		out = append(out, b.Address)
+	}
+	return out
+}
+
+func discoverYAML(resolver string, port int, interval time.Duration) string {
+	return fmt.Sprintf(`
+admin: {address: ""}
+upstreams:
+  app:
+    discover: {dns: app.test., port: %d, interval: %v, resolver: %q, max_inflight: 3}
+routes:
+  - {upstream: app}
+`, port, interval, resolver)
+}
+
+func TestDiscoveredBackendsBeforeTheFirstInterval(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.SetAddrs("app.test", "127.0.0.2", "127.0.0.1")
+	g, _ := newTestGateway(t, discoverYAML(dns.Addr, 8000, time.Hour))
+	t.Cleanup(g.Close)
+	// New resolved once: the backends are there before any interval passed.
+	if got, want := backendAddrs(g), []string{"127.0.0.1:8000", "127.0.0.2:8000"}; !slices.Equal(got, want) {
+		t.Fatalf("backends after New = %q, want %q", got, want)
+	}
+	if b := g.Snapshot()[0].Backends[0]; b.Limit != 3 {
+		t.Errorf("discovered backend limit = %d, want discover.max_inflight 3", b.Limit)
+	}
+	// A reload that changes the port resolves again before it applies.
+	cfg, err := config.Parse([]byte(discoverYAML(dns.Addr, 9000, 100*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := backendAddrs(g), []string{"127.0.0.1:9000", "127.0.0.2:9000"}; !slices.Equal(got, want) {
+		t.Fatalf("backends after a reload to port 9000 = %q, want %q", got, want)
+	}
+	dns.SetAddrs("app.test", "127.0.0.3")
+	wait.For(t, "the new record applied", func() bool { return slices.Equal(backendAddrs(g), []string{"127.0.0.3:9000"}) })
+	if d := g.Snapshot()[0].Discovery; d == nil || d.Backends != 1 || d.Lookups["ok"] < 2 {
+		t.Fatalf("discovery status %+v, want 1 backend after 2 good lookups at least", d)
+	}
+}
+
+// Regression: a backend removed by a reload (or by DNS discovery) kept its
+// entry of the shared slot table, so after 512 different addresses the next
+// Apply failed with a full table.
+func TestBackendChurnDoesNotFillTheSlotTable(t *testing.T) {
+	seg, err := shm.Create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close() })
+	proc, err := seg.Join()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := upstream.NewShared(proc)
+	shared.Start()
+	t.Cleanup(shared.Close)
+	conf := func(i int) *config.Config {
+		cfg, err := config.Parse([]byte(oneUpstream(fmt.Sprintf("10.%d.%d.1:80", i/250, i%250), 1, "")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	g, err := New(conf(0), metrics.NewMetrics("test"), nil, slog.New(slog.DiscardHandler), WithShared(shared))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	for i := 1; i < 2*shm.MaxSlots; i++ {
+		if err := g.Apply(conf(i)); err != nil {
+			t.Fatalf("Apply() of the %dth backend address = %v", i+1, err)
+		}
+	}
+}
