@@ -293,3 +293,44 @@ func TestDNSDiscoverySRV(t *testing.T) {
 		t.Errorf("the status page does not show the discovery:\n%s", dom)
 	}
 }
+
+// With processes: 2 every worker resolves on its own; the supervisor's
+// /metrics and /status show the instance as one.
+func TestDNSDiscoveryWithProcesses(t *testing.T) {
+	rec := NewRecorder(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	host, port, _ := net.SplitHostPort(rec.Addr())
+	dns := dnstest.Start(t)
+	dns.SetAddrs("app.test", host)
+	g := StartGateway(t, "processes: 2\n"+discoverConfig(dns.Addr, "app.test.", port, 4))
+	if code, body := get(t, g.URL+"/"); code != 200 || body != "ok" {
+		t.Fatalf("GET = %d %q, want 200 ok", code, body)
+	}
+	// Each worker resolved at start: two ok lookups at least, summed; the
+	// backends gauge is the same in both and shown once.
+	wait.For(t, "lookups of both workers", func() bool {
+		v, _ := parseMetrics(t, g.Metrics(t)).value("shardgate_discovery_lookups_total",
+			map[string]string{"upstream": "app", "result": "ok"})
+		return v >= 2
+	})
+	checkMetric(t, parseMetrics(t, g.Metrics(t)), "shardgate_discovery_backends", map[string]string{"upstream": "app"}, 1)
+	if d := discoveryStatus(t, g).Upstreams[0].Discovery; d.Backends != 1 || d.Lookups["ok"] < 2 {
+		t.Fatalf("merged discovery status %+v, want 1 backend and both workers' lookups", d)
+	}
+	// NXDOMAIN reaches every worker: fresh connections, spread over both,
+	// all get 503.
+	dns.Remove("app.test")
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	wait.For(t, "every worker without backends", func() bool {
+		for range 20 {
+			resp, err := client.Get(g.URL + "/")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return false
+			}
+		}
+		return true
+	})
+}

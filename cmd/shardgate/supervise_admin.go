@@ -37,6 +37,7 @@ var sameInEveryWorker = map[string]bool{
 	"shardgate_backend_inflight":              true,
 	"shardgate_backend_max_inflight":          true,
 	"shardgate_backend_up":                    true,
+	"shardgate_discovery_backends":            true, // each worker resolves the same name
 	"shardgate_build_info":                    true,
 	"shardgate_config_last_reload_successful": true,
 	"process_start_time_seconds":              true,
