@@ -154,10 +154,13 @@ type Status struct {
 
 // NewWatcher returns a watcher of s that has resolved once (within
 // lookupTimeout), so that its first set is known before the gateway applies
-// its config. Start begins the periodic lookups. Failures are logged to log
-// when they start, change and end, not at every lookup.
-func NewWatcher(s Spec, log *slog.Logger) *Watcher {
+// its config; when that lookup fails the set is known, the best knowledge
+// of the name there is (a reload's previous watcher of it), or nil. Start
+// begins the periodic lookups. Failures are logged to log when they start,
+// change and end, not at every lookup.
+func NewWatcher(s Spec, known []string, log *slog.Logger) *Watcher {
 	w := &Watcher{spec: s, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	w.st.Addrs = known
 	w.lookup(func(addrs []string) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()

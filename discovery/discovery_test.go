@@ -117,7 +117,7 @@ func (a *applied) last() []string {
 func TestWatcherFollowsTheRecords(t *testing.T) {
 	dns := dnstest.Start(t)
 	dns.SetAddrs("app.test", "127.0.0.1", "127.0.0.2")
-	w := NewWatcher(Spec{Name: "app.test.", Port: 80, Resolver: dns.Addr, Interval: 5 * time.Millisecond}, nil)
+	w := NewWatcher(Spec{Name: "app.test.", Port: 80, Resolver: dns.Addr, Interval: 5 * time.Millisecond}, nil, nil)
 	if got := w.Addrs(); !slices.Equal(got, []string{"127.0.0.1:80", "127.0.0.2:80"}) {
 		t.Fatalf("Addrs() after NewWatcher = %q, want both addresses", got)
 	}
@@ -156,7 +156,7 @@ func TestWatcherFollowsTheRecords(t *testing.T) {
 func TestWatcherOffersARefusedSetAgain(t *testing.T) {
 	dns := dnstest.Start(t)
 	dns.SetAddrs("app.test", "127.0.0.1")
-	w := NewWatcher(Spec{Name: "app.test.", Port: 80, Resolver: dns.Addr, Interval: 5 * time.Millisecond}, nil)
+	w := NewWatcher(Spec{Name: "app.test.", Port: 80, Resolver: dns.Addr, Interval: 5 * time.Millisecond}, nil, nil)
 	a := applied{fail: true}
 	w.Start(a.apply)
 	t.Cleanup(w.Stop)
@@ -177,9 +177,9 @@ func TestWatcherOffersARefusedSetAgain(t *testing.T) {
 func TestWatcherStop(t *testing.T) {
 	dns := dnstest.Start(t)
 	dns.SetAddrs("app.test", "127.0.0.1")
-	w := NewWatcher(Spec{Name: "app.test.", Port: 80, Resolver: dns.Addr, Interval: time.Millisecond}, nil)
+	w := NewWatcher(Spec{Name: "app.test.", Port: 80, Resolver: dns.Addr, Interval: time.Millisecond}, nil, nil)
 	w.Stop() // never started
-	w = NewWatcher(w.Spec(), nil)
+	w = NewWatcher(w.Spec(), nil, nil)
 	var a applied
 	w.Start(a.apply)
 	w.Stop()
@@ -189,5 +189,21 @@ func TestWatcherStop(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // twenty intervals: a running watcher would ask
 	if n := dns.Queries(); n != before || a.count() != 0 {
 		t.Fatalf("after Stop: %d queries, %d sets applied; want none", n-before, a.count())
+	}
+}
+
+func TestWatcherStartsFromWhatIsKnownWhenDNSFails(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.SetFailing("app.test", true)
+	known := []string{"127.0.0.1:80"}
+	w := NewWatcher(Spec{Name: "app.test.", Port: 80, Resolver: dns.Addr, Interval: time.Hour}, known, nil)
+	if st := w.Status(); !slices.Equal(st.Addrs, known) || st.LastError == "" {
+		t.Fatalf("status after a failed first lookup = %+v, want the known set and the error", st)
+	}
+	dns.SetFailing("app.test", false)
+	dns.Remove("app.test")
+	w = NewWatcher(w.Spec(), known, nil)
+	if st := w.Status(); len(st.Addrs) != 0 || st.LastError != "" {
+		t.Fatalf("status after an empty first answer = %+v, want no address: DNS answered", st)
 	}
 }

@@ -17,8 +17,9 @@ import (
 // backends, while dns, port, resolver and interval stay the same; otherwise
 // the new watcher resolves once before the config is applied.
 
-// spec returns what the upstream's watcher resolves.
-func spec(d *config.Discover) discovery.Spec {
+// DiscoverySpec returns what the watcher of an upstream with discover d
+// resolves.
+func DiscoverySpec(d *config.Discover) discovery.Spec {
 	return discovery.Spec{Name: d.DNS, Port: d.Port, Resolver: d.Resolver, Interval: d.Interval,
 		Max: config.MaxDiscovered}
 }
@@ -54,20 +55,27 @@ func (d discovered) addrs(name string) []string {
 // discover but no running watcher of the same spec.
 func (g *Gateway) newWatchers(cfg *config.Config) map[string]*discovery.Watcher {
 	g.mu.Lock()
-	var need []string
+	need := map[string][]string{} // upstream → what is known of its name
 	for _, name := range cfg.UpstreamNames {
 		d := cfg.Upstreams[name].Discover
 		if d == nil {
 			continue
 		}
-		if w := g.watchers[name]; w == nil || w.Spec() != spec(d) {
-			need = append(need, name)
+		sp := DiscoverySpec(d)
+		switch w := g.watchers[name]; {
+		case w == nil:
+			need[name] = nil
+		case w.Spec() == sp:
+		case w.Spec().Name == sp.Name && w.Spec().Port == sp.Port:
+			need[name] = w.Addrs() // the same records: kept if DNS fails now
+		default:
+			need[name] = nil
 		}
 	}
 	g.mu.Unlock()
 	fresh := make(map[string]*discovery.Watcher, len(need))
-	for _, name := range need {
-		fresh[name] = discovery.NewWatcher(spec(cfg.Upstreams[name].Discover), g.log.With("upstream", name))
+	for name, known := range need {
+		fresh[name] = discovery.NewWatcher(DiscoverySpec(cfg.Upstreams[name].Discover), known, g.log.With("upstream", name))
 	}
 	return fresh
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -333,4 +335,26 @@ func TestDNSDiscoveryWithProcesses(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// -check resolves each discover name once and warns when the upstream
+// would start without backends; the config is still valid.
+func TestCheckWarnsOfADiscoverNameWithoutAddress(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.SetAddrs("app.test", "127.0.0.1")
+	path := filepath.Join(t.TempDir(), "shardgate.yaml")
+	write := func(name string) {
+		if err := os.WriteFile(path, []byte(discoverConfig(dns.Addr, name, "8000", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("app.test.")
+	if out, code := runBinary(t, "-check", "-config", path); code != 0 || strings.Contains(out, "warning") {
+		t.Fatalf("-check with a resolvable name = %d:\n%s\nwant 0 without warning", code, out)
+	}
+	write("missing.test.")
+	out, code := runBinary(t, "-check", "-config", path)
+	if want := "warning: upstreams.app.discover: missing.test. has no address now"; code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("-check with a name without address = %d:\n%s\nwant 0 and %q", code, out, want)
+	}
 }

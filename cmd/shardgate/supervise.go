@@ -21,6 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"shardgate/config"
+	"shardgate/discovery"
+	"shardgate/gateway"
 	"shardgate/listener"
 	"shardgate/shm"
 )
@@ -53,9 +55,31 @@ func warn(path string, cfg *config.Config, err error, stderr io.Writer) {
 	if err != nil {
 		return
 	}
-	for _, w := range cfg.Warnings(runtime.NumCPU()) {
+	for _, w := range append(cfg.Warnings(runtime.NumCPU()), discoverWarnings(cfg)...) {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
 	}
+}
+
+// discoverWarnings resolves each discover name once, as the gateway would
+// at start, and says which would leave its upstream without backends.
+func discoverWarnings(cfg *config.Config) []string {
+	var out []string
+	for _, name := range cfg.UpstreamNames {
+		d := cfg.Upstreams[name].Discover
+		if d == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, r, err := discovery.Lookup(ctx, gateway.DiscoverySpec(d))
+		cancel()
+		switch r {
+		case discovery.ResultEmpty:
+			out = append(out, fmt.Sprintf("upstreams.%s.discover: %s has no address now: the upstream starts without backends", name, d.DNS))
+		case discovery.ResultError:
+			out = append(out, fmt.Sprintf("upstreams.%s.discover: %v: the upstream starts without backends", name, err))
+		}
+	}
+	return out
 }
 
 // supervisor runs `processes: N`: it owns the listening sockets (shards per
