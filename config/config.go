@@ -186,10 +186,11 @@ type Upstream struct {
 	// below the backend's keep-alive (gunicorn's default is 2s).
 	IdleConnTimeout time.Duration
 	// Backends are the pool's members, in file order. At least one,
-	// unless Discover is set: then none, and the gateway fills them.
+	// unless Discover is set: then any number, and the gateway adds those
+	// DNS gives.
 	Backends []Backend
 	// Discover fills the backends from DNS (YAML key discover); nil when
-	// the key is absent. Set either Backends or Discover.
+	// the key is absent.
 	Discover *Discover
 	// HealthCheck configures active checks (YAML key health_check). nil,
 	// when the key is absent, means no active checks.

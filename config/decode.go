@@ -213,12 +213,14 @@ func (d *decoder) upstream(path string, n *yaml.Node, u *Upstream) {
 		"max_tunnels":         d.integer(&u.MaxTunnels, nonNegative, atMost(maxLimit)),
 		"timeout_hold":        d.duration(&u.TimeoutHold, nonNegative),
 	})
+	// Backends listed are members whatever DNS says; with discover the
+	// list may be empty or absent.
 	switch {
-	case present == nil:
-	case present["backends"] != nil && present["discover"] != nil:
-		d.add(join(path, "discover"), present["discover"], "set either backends or discover, not both")
-	case present["backends"] == nil && present["discover"] == nil:
+	case present == nil || present["discover"] != nil:
+	case present["backends"] == nil:
 		d.add(join(path, "backends"), n, "at least one backend is required")
+	case len(u.Backends) == 0 && present["backends"].Kind == yaml.SequenceNode && len(present["backends"].Content) == 0:
+		d.add(join(path, "backends"), present["backends"], "at least one backend is required")
 	}
 }
 
@@ -234,9 +236,6 @@ func (d *decoder) backends(path string, n *yaml.Node) []Backend {
 	items, ok := d.sequence(path, n)
 	if !ok {
 		return nil
-	}
-	if len(items) == 0 {
-		d.add(path, n, "at least one backend is required")
 	}
 	out := make([]Backend, 0, len(items))
 	first := map[string]string{} // lowercased address → where it first appeared

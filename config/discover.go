@@ -9,8 +9,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Discover fills an upstream's backends from DNS (YAML key discover, in
-// place of backends). Every Interval the gateway resolves DNS and applies
+// Discover adds backends from DNS to an upstream (YAML key discover; the
+// upstream's backends list may then be empty or absent). Every Interval the gateway resolves DNS and applies
 // the answer as a reload would: new addresses become backends, vanished ones
 // stop taking requests (those in flight finish), the others keep their
 // state. Each discovered backend gets the limit and weight given here.

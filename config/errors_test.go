@@ -103,8 +103,6 @@ func TestParseErrors(t *testing.T) {
 			"upstreams.app.backends: at least one backend is required (line 3)"},
 		{"upstream with empty backends", "upstreams:\n  app:\n    backends: []\nroutes: [{upstream: app}]\n",
 			"upstreams.app.backends: at least one backend is required (line 3)"},
-		{"discover and backends", "upstreams:\n  app:\n    backends: [{address: \"h:1\"}]\n    discover: {dns: app.svc, port: 80}\nroutes: [{upstream: app}]\n",
-			"upstreams.app.discover: set either backends or discover, not both (line 4)"},
 		{"discover without dns", "upstreams:\n  app:\n    discover: {port: 80}\nroutes: [{upstream: app}]\n",
 			"upstreams.app.discover.dns: required (line 3)"},
 		{"discover bad name", "upstreams:\n  app:\n    discover: {dns: \"app..svc\", port: 80}\nroutes: [{upstream: app}]\n",

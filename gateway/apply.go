@@ -68,7 +68,7 @@ func (g *Gateway) apply(cfg *config.Config, disc discovered) error {
 		resilience(uc, &pc)
 		members := uc.Backends
 		if uc.Discover != nil {
-			members = discoveredBackends(uc.Discover, disc.addrs(name))
+			members = withDiscovered(uc, disc.addrs(name))
 		}
 		addrs := make([]string, len(members))
 		for i, bc := range members {
@@ -78,7 +78,7 @@ func (g *Gateway) apply(cfg *config.Config, disc discovered) error {
 		for i, bc := range members {
 			b, err := g.backend(backends, name, uc, bc, metrics.Backend(i))
 			if err != nil {
-				if uc.Discover != nil {
+				if i >= len(uc.Backends) {
 					return fmt.Errorf("upstreams.%s.discover: backend %s: %w", name, bc.Address, err)
 				}
 				return fmt.Errorf("upstreams.%s.backends[%d]: %w", name, i, err)

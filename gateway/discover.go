@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"slices"
+	"strings"
 
 	"shardgate/config"
 	"shardgate/discovery"
@@ -10,8 +11,8 @@ import (
 
 // DNS discovery (upstreams.NAME.discover). Each such upstream has a
 // discovery.Watcher that resolves its name every interval. Its backends are
-// the watcher's addresses, each with the discover section's limit and
-// weight. A changed answer is applied as a reload of the last applied config
+// those it lists, if any, and the watcher's addresses, each with the
+// discover section's limit and weight. A changed answer is applied as a reload of the last applied config
 // would be (apply, under mu): kept backends keep their state, removed ones
 // finish what they run. A reload keeps an upstream's watcher, and so its
 // backends, while dns, port, resolver and interval stay the same; otherwise
@@ -24,13 +25,18 @@ func DiscoverySpec(d *config.Discover) discovery.Spec {
 		Max: config.MaxDiscovered}
 }
 
-// discoveredBackends returns the backends of a discovered upstream: one per
-// address, each as the discover section says.
-func discoveredBackends(d *config.Discover, addrs []string) []config.Backend {
-	out := make([]config.Backend, len(addrs))
-	for i, a := range addrs {
-		out[i] = d.Backend
-		out[i].Address = a
+// withDiscovered returns the backends of an upstream with discover: those
+// it lists, then one per address DNS gave that it does not list, each as
+// the discover section says.
+func withDiscovered(uc *config.Upstream, addrs []string) []config.Backend {
+	out := slices.Clip(uc.Backends)
+	for _, a := range addrs {
+		if slices.ContainsFunc(uc.Backends, func(b config.Backend) bool { return strings.EqualFold(b.Address, a) }) {
+			continue
+		}
+		b := uc.Discover.Backend
+		b.Address = a
+		out = append(out, b)
 	}
 	return out
 }

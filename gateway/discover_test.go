@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -96,5 +97,37 @@ func TestBackendChurnDoesNotFillTheSlotTable(t *testing.T) {
 		if err := g.Apply(conf(i)); err != nil {
 			t.Fatalf("Apply() of the %dth backend address = %v", i+1, err)
 		}
+	}
+}
+
+func TestListedBackendsStayWithDiscover(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.SetAddrs("app.test", "127.0.0.1", "127.0.0.2")
+	g, _ := newTestGateway(t, fmt.Sprintf(`
+admin: {address: ""}
+upstreams:
+  app:
+    backends: [{address: "127.0.0.1:8000", max_inflight: 7}, {address: "10.0.0.1:80"}]
+    discover: {dns: app.test., port: 8000, interval: 100ms, resolver: %q, max_inflight: 3}
+routes:
+  - {upstream: app}
+`, dns.Addr))
+	t.Cleanup(g.Close)
+	limits := func() map[string]int64 {
+		out := map[string]int64{}
+		for _, b := range g.Snapshot()[0].Backends {
+			out[b.Address] = b.Limit
+		}
+		return out
+	}
+	// The listed 127.0.0.1:8000 keeps its own limit; DNS adds 127.0.0.2.
+	want := map[string]int64{"127.0.0.1:8000": 7, "10.0.0.1:80": 0, "127.0.0.2:8000": 3}
+	if got := limits(); !maps.Equal(got, want) {
+		t.Fatalf("backends = %v, want %v", got, want)
+	}
+	dns.Remove("app.test")
+	wait.For(t, "the discovered backend gone", func() bool { return len(limits()) == 2 })
+	if got := limits(); got["127.0.0.1:8000"] != 7 || got["10.0.0.1:80"] != 0 {
+		t.Fatalf("after NXDOMAIN backends = %v, want the two listed ones", got)
 	}
 }
