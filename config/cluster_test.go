@@ -32,7 +32,6 @@ func TestClusterErrors(t *testing.T) {
 		{"ttl fraction", "cluster:\n" + ok + "  lease_ttl: 2500ms\n", "cluster.lease_ttl: must be whole seconds between 1s and 1h, got 2.5s (line 5)"},
 		{"interval too long", "cluster:\n" + ok + "  lease_ttl: 2s\n  rebalance_interval: 1500ms\n", "cluster.rebalance_interval: must be between 10ms and lease_ttl/2 (1s), got 1.5s (line 6)"},
 		{"unknown key", "cluster:\n" + ok + "  ttl: 2s\n", "cluster.ttl"},
-		{"processes", "processes: 2\ncluster:\n" + ok, "cluster: not supported with processes > 1 yet"},
 		{"cert without key", "cluster:\n  name: prod\n  id: a\n  etcd: {endpoints: [\"https://127.0.0.1:2379\"], tls: {cert: c.pem}}\n", "cert and key go together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

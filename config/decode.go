@@ -40,9 +40,6 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		"processes": d.integer(&c.Processes, between(1, MaxProcesses)),
 		"cluster":   func(p string, v *yaml.Node) { c.Cluster = d.cluster(p, v) },
 	})
-	if c.Cluster != nil && c.Processes > 1 {
-		d.add("cluster", present["cluster"], "not supported with processes > 1 yet (run one process per replica)")
-	}
 	if present["upstreams"] == nil {
 		d.add("upstreams", root, "at least one upstream is required")
 	}

@@ -123,7 +123,17 @@ func adminAddr(s string) string {
 	return listenAddr(s)
 }
 
+// Bounds of names that key a backend's shared slot entry
+// ("b|UPSTREAM|ADDRESS" fits in shm.MaxKey).
+const (
+	maxUpstreamName = 100
+	maxAddress      = 300
+)
+
 func backendAddr(s string) string {
+	if len(s) > maxAddress {
+		return fmt.Sprintf("longer than %d bytes", maxAddress)
+	}
 	host, _, msg := splitAddr(s, 1)
 	if msg == "" && host == "" {
 		msg = fmt.Sprintf("host must not be empty, got %q", s)
@@ -236,6 +246,9 @@ func upstreamName(s string) string {
 	}
 	if strings.IndexFunc(s, notNameRune) >= 0 {
 		return fmt.Sprintf("invalid upstream name %q: use letters, digits, '_', '.' and '-'", s)
+	}
+	if len(s) > maxUpstreamName {
+		return fmt.Sprintf("upstream name longer than %d bytes", maxUpstreamName)
 	}
 	return ""
 }

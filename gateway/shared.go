@@ -24,7 +24,11 @@ func (g *Gateway) backendSlot(name string, uc *config.Upstream, bc config.Backen
 	if g.shared == nil {
 		return nil, nil
 	}
-	return g.shared.BackendSlot(name, bc.Address, uc.ResponseTimeout)
+	share := int64(-1)
+	if g.clustered && bc.Limit() > 0 {
+		share = 0 // see clusterCap
+	}
+	return g.shared.BackendSlot(name, bc.Address, uc.ResponseTimeout, share)
 }
 
 // poolShare returns the shared state of a new pool, or nil when the gateway

@@ -89,3 +89,14 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.rebalances, prometheus.CounterValue, float64(cs.Rebalances))
 	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(cs.Errors))
 }
+
+// ClusterGatherer gathers the cluster metrics of status alone, for the
+// supervisor of `processes: N`, whose workers run no cluster node.
+func ClusterGatherer(status func() *ClusterStatus) prometheus.Gatherer {
+	var source atomic.Pointer[func() Snapshot]
+	f := func() Snapshot { return Snapshot{Cluster: status()} }
+	source.Store(&f)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newClusterCollector(&source))
+	return reg
+}

@@ -10,8 +10,10 @@
 //	header   one page: magic, version, table sizes
 //	procs    MaxProcs entries of 64 bytes: state, pid, start time, when it
 //	         died, its wake-up word (a futex)
-//	slots    MaxSlots entries of 128 bytes: state, key hash, in-flight,
-//	         waiting, hold (the longest response_timeout of its users), name
+//	slots    MaxSlots entries of 512 bytes: state, key hash, in-flight,
+//	         waiting, hold (the longest response_timeout of its users), the
+//	         cluster share (-1: none; issue 14), the limit its users
+//	         configured, name
 //	rows     MaxProcs × MaxSlots rows of 40 bytes: what one process holds of
 //	         one slot (in-flight, waiting), the enqueue times (Unix ns) of
 //	         its oldest and newest queued waiter on it, and whether it uses
@@ -30,8 +32,9 @@
 //     reused for another key only when no process uses it (each process
 //     flags the entries it asked for until it leaves or dies) and nothing
 //     is held or waiting on it, so a *Slot stays valid while its process
-//     lives. A live process keeps its flags for backends a reload dropped:
-//     the table holds what the live processes used in their lifetime.
+//     lives. A process clears its flag of a backend a reload or DNS
+//     discovery removed (Slot.Drop), so backends coming and going do not
+//     fill the table; what it still holds there keeps the entry.
 //  3. A process that dies (its pid gone, or reused by another process) is
 //     marked dead by whichever process notices first (Reap). Its waiting
 //     counts are returned at once: its queued requests died with it. Its
@@ -67,13 +70,16 @@ const (
 	MaxSlots = 512
 
 	magic   = 0x5348415244534c54 // "SHARDSLT"
-	version = 1
+	version = 2
 
 	headerSize = 4096
 	procSize   = 64
-	slotSize   = 128
+	slotSize   = 512
 	rowSize    = 40
-	nameBytes  = slotSize - 5*8
+	nameOff    = 7 * 8
+	// MaxKey is the longest key an entry keeps whole (Entries reads it
+	// back); config bounds upstream names and addresses to fit.
+	MaxKey = slotSize - nameOff
 
 	claimLockOff = 32 // in the header
 
@@ -212,6 +218,8 @@ func (s *Segment) slotHash(j int) *atomic.Int64     { return s.word(slotOff(j) +
 func (s *Segment) slotInflight(j int) *atomic.Int64 { return s.word(slotOff(j) + 16) }
 func (s *Segment) slotWaiting(j int) *atomic.Int64  { return s.word(slotOff(j) + 24) }
 func (s *Segment) slotHold(j int) *atomic.Int64     { return s.word(slotOff(j) + 32) }
+func (s *Segment) slotShare(j int) *atomic.Int64    { return s.word(slotOff(j) + 40) }
+func (s *Segment) slotLimit(j int) *atomic.Int64    { return s.word(slotOff(j) + 48) }
 
 // row fields
 func (s *Segment) rowHeld(i, j int) *atomic.Int64    { return s.word(rowOff(i, j)) }
@@ -281,9 +289,14 @@ func (p *Process) Leave() {
 // process references or holds anything of any more (a backend every live
 // process has dropped). hold is how long the slots of a dead process are
 // kept before they are returned; the entry keeps the longest hold any user
-// asked for. Finding and claiming happen under the segment's claim lock, so
-// two processes asking for a new key at once get the same entry.
-func (p *Process) Slot(key string, hold time.Duration) (*Slot, error) {
+// asked for. share is a new entry's cluster share (-1: none, 0: nothing
+// until a cluster gives it some); an entry in use keeps its own. Finding and
+// claiming happen under the segment's claim lock, so two processes asking
+// for a new key at once get the same entry.
+func (p *Process) Slot(key string, hold time.Duration, share int64) (*Slot, error) {
+	if len(key) > MaxKey {
+		return nil, fmt.Errorf("shm: key of %d bytes, more than %d", len(key), MaxKey)
+	}
 	s := p.seg
 	h := hashKey(key)
 	p.lockClaims()
@@ -302,7 +315,9 @@ func (p *Process) Slot(key string, hold time.Duration) (*Slot, error) {
 		s.slotState(j).Store(stateClaiming)
 		s.slotHash(j).Store(h)
 		s.slotHold(j).Store(0)
-		name := s.mem[slotOff(j)+5*8 : slotOff(j)+slotSize]
+		s.slotShare(j).Store(share)
+		s.slotLimit(j).Store(0)
+		name := s.mem[slotOff(j)+nameOff : slotOff(j)+slotSize]
 		clear(name)
 		copy(name, key)
 		s.slotState(j).Store(stateReady)
@@ -384,6 +399,15 @@ type Slot struct {
 // this process still holds is released through sl as usual. Without Drop a
 // process that sees backends come and go would fill the table.
 func (sl *Slot) Drop() { sl.p.seg.rowUsed(sl.p.idx, sl.j).Store(0) }
+
+// Share is the word of the slot's cluster share: the slots the instance may
+// run on the backend, which caps its limit; -1 when no cluster caps it.
+func (sl *Slot) Share() *atomic.Int64 { return sl.p.seg.slotShare(sl.j) }
+
+// Limit is the word where the slot's users publish the backend's
+// configured limit (0: unlimited), for the process that divides it in a
+// cluster (Entries).
+func (sl *Slot) Limit() *atomic.Int64 { return sl.p.seg.slotLimit(sl.j) }
 
 // Inflight is the word counting the slot's requests in flight across all
 // processes. Admission CASes it.

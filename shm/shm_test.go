@@ -38,7 +38,7 @@ func join(t *testing.T, s *Segment, pid int64) *Process {
 
 func slot(t *testing.T, p *Process, key string, hold time.Duration) *Slot {
 	t.Helper()
-	sl, err := p.Slot(key, hold)
+	sl, err := p.Slot(key, hold, -1)
 	if err != nil {
 		t.Fatalf("Slot(%q) = %v", key, err)
 	}
@@ -74,6 +74,18 @@ func TestTwoMappingsShareOneSlot(t *testing.T) {
 		t.Fatalf("two keys got the same entry %d", sb.j)
 	}
 	const limit = 4
+	// Both mappings fill the one limit together, exactly.
+	for _, sl := range []*Slot{sa, sb, sa, sb} {
+		if !take(sl, limit) {
+			t.Fatalf("take() refused with %d of %d in flight", sa.Inflight().Load(), limit)
+		}
+	}
+	if take(sa, limit) || take(sb, limit) {
+		t.Fatalf("take() beyond the limit succeeded: %d in flight", sa.Inflight().Load())
+	}
+	for _, sl := range []*Slot{sa, sb, sa, sb} {
+		give(sl)
+	}
 	var running, peak atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -99,8 +111,10 @@ func TestTwoMappingsShareOneSlot(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if p := peak.Load(); p > limit || p < 2 {
-		t.Errorf("peak concurrency = %d, want between 2 and the limit %d", p, limit)
+	// Whether the goroutines overlap is the scheduler's business (on two
+	// busy cores they may not): only the upper bound is asserted here.
+	if p := peak.Load(); p > limit {
+		t.Errorf("peak concurrency = %d, over the limit %d", p, limit)
 	}
 	if n := sa.Inflight().Load(); n != 0 {
 		t.Errorf("in-flight after the run = %d, want 0", n)
@@ -233,7 +247,7 @@ func TestSegmentFull(t *testing.T) {
 	for i := range MaxSlots {
 		slot(t, p, "k"+string(rune('A'+i%26))+string(rune(i)), 0)
 	}
-	if _, err := p.Slot("one more", 0); !errors.Is(err, ErrFull) {
+	if _, err := p.Slot("one more", 0, -1); !errors.Is(err, ErrFull) {
 		t.Errorf("Slot() on a full table = %v, want ErrFull", err)
 	}
 	for range MaxProcs - 1 {
@@ -275,7 +289,7 @@ func TestUnusedSlotEntryIsReused(t *testing.T) {
 	for i := range MaxSlots - 1 {
 		slot(t, pb, fmt.Sprintf("b|app|%d", i), 0)
 	}
-	if _, err := pb.Slot("b|app|new", 0); !errors.Is(err, ErrFull) {
+	if _, err := pb.Slot("b|app|new", 0, -1); !errors.Is(err, ErrFull) {
 		t.Fatalf("Slot() with every entry in use = %v, want ErrFull", err)
 	}
 	if again := slot(t, pb, "b|app|x", 0); again.j != x.j {
@@ -288,7 +302,7 @@ func TestUnusedSlotEntryIsReused(t *testing.T) {
 			t.Fatalf("entry %d of x reused while a process holds a slot on it", x.j)
 		}
 	}
-	if _, err := pc.Slot("b|one|more", 0); !errors.Is(err, ErrFull) {
+	if _, err := pc.Slot("b|one|more", 0, -1); !errors.Is(err, ErrFull) {
 		t.Fatalf("Slot() = %v, want ErrFull while x is in use", err)
 	}
 	give(x)

@@ -31,13 +31,18 @@ func clusterConfig(id, port string, ec *etcdtest.Cluster, app *gunicornApp) stri
 // clusterConfigOn is clusterConfig with the given etcd endpoints, and a
 // second listener of the replica's own (privateAddr).
 func clusterConfigOn(id, port string, endpoints []string, app *gunicornApp) string {
-	eps, _ := json.Marshal(endpoints)
 	return fmt.Sprintf(`listen:
   - address: "127.0.0.1:%s"
     shards: 1
   - address: "127.0.0.1:0"
     shards: 1
-admin:
+`, port) + clusterReplica(id, endpoints, app)
+}
+
+// clusterReplica is the part of a replica's config after its listeners.
+func clusterReplica(id string, endpoints []string, app *gunicornApp) string {
+	eps, _ := json.Marshal(endpoints)
+	return fmt.Sprintf(`admin:
   address: "127.0.0.1:0"
 cluster:
   name: e2e
@@ -52,7 +57,7 @@ upstreams:
     backends: [{address: %q, max_inflight: %d}]
 routes:
   - {host: "*", path_prefix: /, upstream: app}
-`, port, id, eps, clusterTTL, clusterHold, app.Addr, sharedLimit)
+`, id, eps, clusterTTL, clusterHold, app.Addr, sharedLimit)
 }
 
 // privateURL is the URL of g's own listener, which no other replica shares.

@@ -34,9 +34,12 @@ type BackendConfig struct {
 // requests in flight on it and the connection pool to it. Safe for concurrent
 // use. A Backend satisfies balancer.Backend.
 type Backend struct {
-	addr     string
-	limit    atomic.Int64
-	share    atomic.Int64 // cluster share; noShare = none (share.go)
+	addr  string
+	limit atomic.Int64
+	// share points at the cluster share (share.go): the slot's word when
+	// the backend counts on a shared slot, else ownShare; noShare = none.
+	share    atomic.Pointer[atomic.Int64]
+	ownShare atomic.Int64
 	weight   atomic.Int64
 	inflight counter
 	up       atomic.Bool
@@ -57,12 +60,14 @@ func NewBackend(c BackendConfig) *Backend {
 	if b.observer == nil {
 		b.observer = nopObserver{}
 	}
+	b.ownShare.Store(noShare)
+	b.share.Store(&b.ownShare)
 	if c.Slot != nil {
 		b.inflight.attach(c.Slot)
 		b.slot = c.Slot
+		b.share.Store(c.Slot.Share())
 	}
 	b.up.Store(true)
-	b.share.Store(noShare)
 	b.client = newHostClient(c)
 	b.client.Transport = cleanTransport{b: b}
 	b.Reconfigure(c)
@@ -73,6 +78,9 @@ func NewBackend(c BackendConfig) *Backend {
 // limit, weight, timeouts and the connection cap.
 func (b *Backend) Reconfigure(c BackendConfig) {
 	b.limit.Store(c.Limit)
+	if b.slot != nil {
+		b.slot.Limit().Store(c.Limit) // for the supervisor's cluster node
+	}
 	w := c.Weight
 	if w < 1 {
 		w = 1
@@ -168,6 +176,10 @@ func (b *Backend) CloseIdleConnections() { b.client.CloseIdleConnections() }
 func (b *Backend) Retire() {
 	b.CloseIdleConnections()
 	if b.slot != nil {
+		// The entry may serve another backend once dropped: from now on
+		// a cluster share set on b (its last round) stays with b.
+		b.ownShare.Store(b.share.Load().Load())
+		b.share.Store(&b.ownShare)
 		b.slot.Drop()
 	}
 }

@@ -15,7 +15,7 @@ const noShare = -1
 // A share of 0 is a limit of 0 slots, not "unlimited".
 func (b *Backend) effLimit() (int64, bool) {
 	l := b.limit.Load()
-	if s := b.share.Load(); s >= 0 && (l == 0 || s < l) {
+	if s := b.share.Load().Load(); s >= 0 && (l == 0 || s < l) {
 		return s, true
 	}
 	return l, l != 0
@@ -36,7 +36,7 @@ func (b *Backend) fits(n int64) bool {
 }
 
 // Share returns the cluster share of b, or -1 when no cluster caps it.
-func (b *Backend) Share() int64 { return b.share.Load() }
+func (b *Backend) Share() int64 { return b.share.Load().Load() }
 
 // SetShare caps b's limit at s slots (s >= 0), or lifts the cap (s < 0).
 // A raised share hands its new slots to waiters at once.
@@ -44,7 +44,7 @@ func (b *Backend) SetShare(s int64) {
 	if s < 0 {
 		s = noShare
 	}
-	old := b.share.Swap(s)
+	old := b.share.Load().Swap(s)
 	if old == s || (old >= 0 && s >= 0 && s < old) {
 		return
 	}

@@ -63,15 +63,25 @@ func (s *Shared) Process() *shm.Process { return s.proc }
 
 // BackendSlot returns the shared slot of backend address of upstream, for
 // BackendConfig.Slot. hold is the upstream's response_timeout: how long the
-// slots a dead process held on it are kept.
-func (s *Shared) BackendSlot(upstream, address string, hold time.Duration) (*shm.Slot, error) {
-	return s.proc.Slot("b|"+upstream+"|"+address, hold)
+// slots a dead process held on it are kept. share is the cluster share the
+// entry starts with when this claims it: -1 (none), or 0 for a limited
+// backend of a clustered instance, which admits nothing until the cluster
+// gives it some; an entry in use keeps its share.
+func (s *Shared) BackendSlot(upstream, address string, hold time.Duration, share int64) (*shm.Slot, error) {
+	return s.proc.Slot(BackendKeyPrefix+upstream+"|"+address, hold, share)
 }
+
+// BackendKeyPrefix starts the key of every backend's slot entry:
+// "b|UPSTREAM|ADDRESS".
+const BackendKeyPrefix = "b|"
+
+// PoolKey is the key of the slot entry of upstream's pool.
+func PoolKey(upstream string) string { return "p|" + upstream }
 
 // PoolShare returns the shared state of the pool of upstream, for
 // PoolConfig.Share.
 func (s *Shared) PoolShare(upstream string, hold time.Duration) (*PoolShare, error) {
-	sl, err := s.proc.Slot("p|"+upstream, hold)
+	sl, err := s.proc.Slot(PoolKey(upstream), hold, noShare)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func sharedPool(t testing.TB, s *Shared, poolLimit int64, lifoAfter time.Duratio
 		Timeout: 20 * time.Second, LIFOAfter: lifoAfter, Share: share}
 	for i, l := range limits {
 		bc := backendConfig(i, l)
-		if bc.Slot, err = s.BackendSlot("app", bc.Address, time.Second); err != nil {
+		if bc.Slot, err = s.BackendSlot("app", bc.Address, time.Second, noShare); err != nil {
 			t.Fatal(err)
 		}
 		c.Backends = append(c.Backends, NewBackend(bc))

@@ -69,8 +69,8 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 	}
 	defer edge.close()
 	clusterStatus := func() *metrics.ClusterStatus { return nil }
-	if cfg.Cluster != nil {
-		node, err := startCluster(cfg.Cluster, gw, handed, log)
+	if cfg.Cluster != nil && !isWorker() { // a worker's supervisor runs the cluster node
+		node, err := startCluster(cfg.Cluster, gatewayTargets(gw), handed, log)
 		if err != nil {
 			return err
 		}

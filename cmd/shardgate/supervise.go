@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"shardgate/cluster"
 	"shardgate/config"
 	"shardgate/discovery"
 	"shardgate/gateway"
@@ -95,6 +96,7 @@ type supervisor struct {
 	exe  string
 
 	seg     *shm.Segment
+	node    *cluster.Node         // the instance's cluster membership; nil without cluster
 	listens map[string][]*os.File // by listen address: every socket, kept open
 	addrs   []string              // the bound addresses, for the ready line
 	admin   net.Listener          // nil when off
@@ -148,8 +150,16 @@ func newSupervisor(cfg *config.Config, path string, log *slog.Logger) (*supervis
 		return nil, err
 	}
 	defer closeInherited(inherited)
+	_, handed := inherited[slotsName] // an upgrade hands the slot segment down
 	if s.seg, err = openSlots(inherited, log); err != nil {
 		return nil, err
+	}
+	if cfg.Cluster != nil {
+		// The supervisor is the replica: it divides the backends its
+		// workers count in the segment, through the entries' share words.
+		if s.node, err = startCluster(cfg.Cluster, segmentTargets(s.seg), handed, log); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.openListens(inherited); err != nil {
 		s.close()
@@ -464,6 +474,9 @@ func (s *supervisor) close() {
 	}
 	if s.admin != nil {
 		s.admin.Close()
+	}
+	if s.node != nil {
+		s.node.Close() // the workers have drained: the shares return after the hold
 	}
 	// s.seg stays mapped until exit: an admin request may still read it.
 }

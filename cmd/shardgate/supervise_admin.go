@@ -131,6 +131,11 @@ func (s *supervisor) gather() ([]*dto.MetricFamily, error) {
 	for _, name := range slices.Sorted(maps.Keys(merged)) {
 		out = append(out, merged[name])
 	}
+	if s.node != nil { // the workers run no node: the supervisor's are the cluster metrics
+		fams, err := metrics.ClusterGatherer(s.node.Status).Gather()
+		out = append(out, fams...)
+		errs = append(errs, err)
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -220,6 +225,9 @@ func (s *supervisor) snapshot() metrics.Snapshot {
 		mergeListeners(&out, snap.Listeners)
 		mergeUpstreams(&out, snap.Upstreams)
 		mergeSpool(&out, snap.Spool)
+	}
+	if s.node != nil {
+		out.Cluster = s.node.Status()
 	}
 	return out
 }
