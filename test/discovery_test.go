@@ -189,7 +189,8 @@ func TestDNSDiscoveryFollowsTheRecordSet(t *testing.T) {
 	})
 	dns.SetAddrs("app.test", "127.0.0.2", "127.0.0.3")
 	wait.For(t, "the third backend removed", func() bool {
-		return !strings.Contains(strings.Join(backendsOf(t, g), " "), third)
+		return !strings.Contains(strings.Join(backendsOf(t, g), " "), third) &&
+			discoveryStatus(t, g).Upstreams[0].Discovery.Backends == 2
 	})
 	if got := apps[2].stats(t).Inflight; got != gunicornLimit {
 		t.Fatalf("the removed backend runs %d requests, want its %d to go on", got, gunicornLimit)
@@ -248,7 +249,9 @@ func TestDNSDiscoveryFollowsTheRecordSet(t *testing.T) {
 	// NXDOMAIN: no backend, 503 at once; the records back: 200.
 	dns.SetFailing("app.test", false)
 	dns.Remove("app.test")
-	wait.For(t, "no backends", func() bool { return len(backendsOf(t, g)) == 0 })
+	wait.For(t, "no backends", func() bool {
+		return len(backendsOf(t, g)) == 0 && discoveryStatus(t, g).Upstreams[0].Discovery.Backends == 0
+	})
 	if code, body := get(t, g.URL+"/work"); code != http.StatusServiceUnavailable {
 		t.Fatalf("without backends: GET = %d %q, want 503", code, body)
 	}
