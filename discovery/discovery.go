@@ -134,11 +134,12 @@ type Apply func(addrs []string) error
 // addresses changed. A failed lookup keeps the set; a name without
 // addresses empties it. Its methods are safe for concurrent use.
 type Watcher struct {
-	spec  Spec
-	log   *slog.Logger
-	apply Apply
-	stop  chan struct{}
-	done  chan struct{}
+	spec     Spec
+	log      *slog.Logger
+	apply    Apply
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 
 	mu sync.Mutex // protects st
 	st Status
@@ -183,11 +184,7 @@ func (w *Watcher) Start(apply Apply) {
 // Stop ends the lookups and waits for a running apply to return. It may be
 // called on a watcher never started, and more than once.
 func (w *Watcher) Stop() {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
-	}
+	w.stopOnce.Do(func() { close(w.stop) })
 	if w.apply != nil {
 		<-w.done
 	}
