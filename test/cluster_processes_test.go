@@ -3,10 +3,14 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"shardgate/internal/etcdtest"
 	"shardgate/internal/wait"
@@ -93,5 +97,62 @@ func TestClusterWithProcesses(t *testing.T) {
 	checkMetric(t, m, "shardgate_cluster_members", nil, 2)
 	if v, ok := m.value("shardgate_cluster_share", map[string]string{"upstream": "app", "backend": app.Addr}); !ok || v > sharedLimit {
 		t.Errorf("shardgate_cluster_share on the supervisor = %v (present %v), want at most %d", v, ok, sharedLimit)
+	}
+}
+
+// TestClusterUpgradeKeepsLimit: a SIGUSR2 binary upgrade of one of two
+// replicas under open-loop overload, with processes: 1 and with
+// processes: 2. The old and the new binary of the upgraded replica share its
+// slot segment, and with it its share: the app never runs more than the
+// limit, and clients get only 200s and the queue's 503s.
+func TestClusterUpgradeKeepsLimit(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("processes %d", procs), func(t *testing.T) {
+			ec := etcdtest.Start(t, 3)
+			app := startWideGunicorns(t, 1)[0]
+			conf := func(id, port string) string {
+				return fmt.Sprintf(`processes: %d
+listen:
+  - address: "127.0.0.1:%s"
+    shards: 1
+`, procs, port) + clusterReplica(id, ec.Endpoints(), app)
+			}
+			first := StartGateway(t, conf("u0", "0"))
+			port := first.Addr[strings.LastIndexByte(first.Addr, ':')+1:]
+			gs := []*Gateway{first, StartGateway(t, conf("u1", port))}
+			wait.For(t, "both replicas as members", func() bool { return len(replicaView(t, gs[1]).Cluster.Members) == 2 })
+			results := overload(t, gs[0].URL+"/work?ms=50", 120, 7*time.Second)
+			wait.For(t, "both replicas hold a share", func() bool { return share(t, gs[0]) > 0 && share(t, gs[1]) > 0 })
+
+			g := gs[1]
+			g.Signal(t, syscall.SIGUSR2)
+			g.WaitForLog(t, "upgrade: new process started", 10*time.Second)
+			m := regexp.MustCompile(`new process started" pid=(\d+)`).FindStringSubmatch(g.Logs())
+			if m == nil {
+				t.Fatalf("no child pid in the logs:\n%s", g.Logs())
+			}
+			child, _ := strconv.Atoi(m[1])
+			t.Cleanup(func() {
+				syscall.Kill(child, syscall.SIGTERM)
+				var ws syscall.WaitStatus
+				syscall.Wait4(child, &ws, 0, nil)
+			})
+			if code, err := g.Wait(20 * time.Second); err != nil || code != 0 {
+				t.Fatalf("old process exit = %d, %v; want 0", code, err)
+			}
+			rs := <-results
+			counts := checkOutcomes(t, rs, "200", "503")
+			s := app.stats(t)
+			t.Logf("%d requests: %v; app: %+v", len(rs), counts, s)
+			if s.MaxInflight > sharedLimit {
+				t.Errorf("the app ran %d requests at once across the upgrade, limit %d", s.MaxInflight, sharedLimit)
+			}
+			if s.MaxInflight < sharedLimit {
+				t.Errorf("the app ran at most %d at once, want its limit %d reached under overload", s.MaxInflight, sharedLimit)
+			}
+		})
 	}
 }
