@@ -3,6 +3,7 @@ package gateway
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"shardgate/config"
 	"shardgate/discovery"
@@ -79,10 +80,20 @@ func (g *Gateway) newWatchers(cfg *config.Config) map[string]*discovery.Watcher 
 		}
 	}
 	g.mu.Unlock()
+	// Each resolves once, all at once: a dead DNS server delays a start by
+	// one lookup timeout, not one per upstream.
 	fresh := make(map[string]*discovery.Watcher, len(need))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for name, known := range need {
-		fresh[name] = discovery.NewWatcher(DiscoverySpec(cfg.Upstreams[name].Discover), known, g.log.With("upstream", name))
+		wg.Go(func() {
+			w := discovery.NewWatcher(DiscoverySpec(cfg.Upstreams[name].Discover), known, g.log.With("upstream", name))
+			mu.Lock()
+			fresh[name] = w
+			mu.Unlock()
+		})
 	}
+	wg.Wait()
 	return fresh
 }
 

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +133,31 @@ routes:
 	wait.For(t, "the discovered backend gone", func() bool { return len(limits()) == 2 })
 	if got := limits(); got["127.0.0.1:8000"] != 7 || got["10.0.0.1:80"] != 0 {
 		t.Fatalf("after NXDOMAIN backends = %v, want the two listed ones", got)
+	}
+}
+
+func TestUpstreamsResolveAtOnce(t *testing.T) {
+	// Nothing answers on this UDP port: every first lookup runs into its
+	// timeout, and the gateway starts after one of them, not three.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	var ups strings.Builder
+	for _, name := range []string{"a", "b", "c"} {
+		fmt.Fprintf(&ups, "  %s:\n    discover: {dns: %s.test., port: 80, resolver: %q}\n", name, name, pc.LocalAddr())
+	}
+	start := time.Now()
+	g, _ := newTestGateway(t, "admin: {address: \"\"}\nupstreams:\n"+ups.String()+"routes:\n  - {upstream: a}\n")
+	t.Cleanup(g.Close)
+	took := time.Since(start)
+	for _, u := range g.Snapshot() {
+		if d := u.Discovery; d == nil || d.Lookups["error"] != 1 || len(u.Backends) != 0 {
+			t.Fatalf("upstream %s: discovery %+v, backends %v; want one failed lookup and none", u.Name, d, u.Backends)
+		}
+	}
+	if took > 8*time.Second { // one lookup timeout is 5s; three in a row would be 15s
+		t.Fatalf("New took %v with three dead lookups, want them at once", took)
 	}
 }
