@@ -42,15 +42,20 @@ type replica struct {
 	done     sync.WaitGroup
 }
 
-func newReplica(a *app) *replica {
-	r := &replica{a: a, stop: make(chan struct{})}
-	return r // share 0 until the cluster gives one, like a clustered upstream.Backend
-}
-
 func (r *replica) Limit() int64     { return r.a.limit }
 func (r *replica) Inflight() int64  { return r.inflight.Load() }
 func (r *replica) Waiting() bool    { return r.demand.Load() > r.inflight.Load() }
 func (r *replica) SetShare(s int64) { r.share.Store(s) }
+
+// busyReplica returns a running replica of a that wants demand requests
+// in flight. Its share is 0 until the cluster gives one, like a clustered
+// upstream.Backend's.
+func busyReplica(t *testing.T, a *app, demand int64) *replica {
+	r := &replica{a: a, stop: make(chan struct{})}
+	r.demand.Store(demand)
+	r.run(t)
+	return r
+}
 
 // run admits like upstream.Backend.tryAcquire: CAS below the share.
 func (r *replica) run(t *testing.T) {
@@ -139,13 +144,10 @@ func TestSharesNeverExceedLimitAndConvergeEven(t *testing.T) {
 	ec := etcdtest.Start(t, 1)
 	a := &app{limit: 4}
 	var rs []*replica
-	for i, id := range []string{"a", "b", "c"} {
-		r := newReplica(a)
-		r.demand.Store(10)
-		r.run(t)
+	for _, id := range []string{"a", "b", "c"} {
+		r := busyReplica(t, a, 10)
 		startNode(t, ec, id, 2*time.Second, target(r, 200*time.Millisecond))
 		rs = append(rs, r)
-		_ = i
 	}
 	wait.For(t, "an even split of 4 over 3 busy replicas", func() bool {
 		sum, each := shares(rs...)
@@ -177,9 +179,7 @@ func TestManyReplicasSmallLimit(t *testing.T) {
 	a := &app{limit: 2}
 	var rs []*replica
 	for _, id := range []string{"a", "b", "c", "d"} {
-		r := newReplica(a)
-		r.demand.Store(3)
-		r.run(t)
+		r := busyReplica(t, a, 3)
 		startNode(t, ec, id, 2*time.Second, target(r, 100*time.Millisecond))
 		rs = append(rs, r)
 	}
@@ -232,11 +232,7 @@ func (n *Node) crash() {
 func TestDeadReplicaShareReturnsAfterTTLAndHold(t *testing.T) {
 	ec := etcdtest.Start(t, 1)
 	a := &app{limit: 4}
-	ra, rb := newReplica(a), newReplica(a)
-	ra.demand.Store(10)
-	rb.demand.Store(10)
-	ra.run(t)
-	rb.run(t)
+	ra, rb := busyReplica(t, a, 10), busyReplica(t, a, 10)
 	hold := 700 * time.Millisecond
 	ttl := 2 * time.Second
 	startNode(t, ec, "a", ttl, target(ra, hold))
@@ -259,9 +255,7 @@ func TestDeadReplicaShareReturnsAfterTTLAndHold(t *testing.T) {
 func TestCutOffReplicaStopsAdmitting(t *testing.T) {
 	ec := etcdtest.Start(t, 1)
 	a := &app{limit: 4}
-	r := newReplica(a)
-	r.demand.Store(10)
-	r.run(t)
+	r := busyReplica(t, a, 10)
 	ttl := 2 * time.Second
 	startNode(t, ec, "a", ttl, target(r, 100*time.Millisecond))
 	wait.For(t, "the whole limit", func() bool { return r.share.Load() == 4 })
@@ -287,24 +281,12 @@ func TestCutOffReplicaStopsAdmitting(t *testing.T) {
 func TestQuorumLost(t *testing.T) {
 	ec := etcdtest.Start(t, 3)
 	a := &app{limit: 4}
-	ra, rb := newReplica(a), newReplica(a)
-	ra.demand.Store(10)
-	rb.demand.Store(10)
-	ra.run(t)
-	rb.run(t)
+	ra, rb := busyReplica(t, a, 10), busyReplica(t, a, 10)
 	ttl := 2 * time.Second
 	startNode(t, ec, "a", ttl, target(ra, 100*time.Millisecond))
 	startNode(t, ec, "b", ttl, target(rb, 100*time.Millisecond))
 	wait.For(t, "an even split", func() bool { return ra.share.Load() == 2 && rb.share.Load() == 2 })
-	leader := ec.Leader()
-	ec.Kill(leader)
-	var second *etcdtest.Member
-	for _, m := range ec.Members {
-		if m != leader && second == nil {
-			second = m
-		}
-	}
-	ec.Kill(second)
+	second := ec.LoseQuorum()
 	lost := time.Now()
 	for time.Since(lost) < 2*ttl {
 		if ra.share.Load() != 2 || rb.share.Load() != 2 {
@@ -325,11 +307,7 @@ func TestQuorumLost(t *testing.T) {
 func TestRemovedBackendShareReturns(t *testing.T) {
 	ec := etcdtest.Start(t, 1)
 	a := &app{limit: 4}
-	ra, rb := newReplica(a), newReplica(a)
-	ra.demand.Store(10)
-	rb.demand.Store(10)
-	ra.run(t)
-	rb.run(t)
+	ra, rb := busyReplica(t, a, 10), busyReplica(t, a, 10)
 	hold := 600 * time.Millisecond
 	startNode(t, ec, "a", 2*time.Second, target(ra, hold))
 	var bTargets atomic.Pointer[[]Target]
@@ -343,7 +321,7 @@ func TestRemovedBackendShareReturns(t *testing.T) {
 	t.Cleanup(nb.Close)
 	wait.For(t, "an even split", func() bool { return ra.share.Load() == 2 && rb.share.Load() == 2 })
 	// The other backend stays, so b still knows the hold of its upstream.
-	other := newReplica(&app{limit: 0})
+	other := &replica{a: &app{limit: 0}, stop: make(chan struct{})}
 	bTargets.Store(&[]Target{{Upstream: "app", Address: "127.0.0.1:9999", Hold: hold, Backend: other}})
 	rb.demand.Store(0)
 	removed := time.Now()

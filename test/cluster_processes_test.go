@@ -3,8 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,12 +73,7 @@ func TestClusterWithProcesses(t *testing.T) {
 	counts := checkOutcomes(t, rs, "200", "503", "reset")
 	s := app.stats(t)
 	t.Logf("%d requests: %v; app: %+v", len(rs), counts, s)
-	if s.MaxInflight > sharedLimit {
-		t.Errorf("the app ran %d requests at once behind 2 replicas of 2 processes, limit %d", s.MaxInflight, sharedLimit)
-	}
-	if s.MaxInflight < sharedLimit {
-		t.Errorf("the app ran at most %d at once, want its limit %d reached under overload", s.MaxInflight, sharedLimit)
-	}
+	checkAppLimits(t, []*gunicornApp{app}, sharedLimit, true)
 	if counts["200"] < len(rs)/2 {
 		t.Errorf("only %d of %d requests got 200", counts["200"], len(rs))
 	}
@@ -128,31 +121,12 @@ listen:
 			wait.For(t, "both replicas hold a share", func() bool { return share(t, gs[0]) > 0 && share(t, gs[1]) > 0 })
 
 			g := gs[1]
-			g.Signal(t, syscall.SIGUSR2)
-			g.WaitForLog(t, "upgrade: new process started", 10*time.Second)
-			m := regexp.MustCompile(`new process started" pid=(\d+)`).FindStringSubmatch(g.Logs())
-			if m == nil {
-				t.Fatalf("no child pid in the logs:\n%s", g.Logs())
-			}
-			child, _ := strconv.Atoi(m[1])
-			t.Cleanup(func() {
-				syscall.Kill(child, syscall.SIGTERM)
-				var ws syscall.WaitStatus
-				syscall.Wait4(child, &ws, 0, nil)
-			})
-			if code, err := g.Wait(20 * time.Second); err != nil || code != 0 {
-				t.Fatalf("old process exit = %d, %v; want 0", code, err)
-			}
+			upgrade(t, g, 20*time.Second)
 			rs := <-results
 			counts := checkOutcomes(t, rs, "200", "503")
 			s := app.stats(t)
 			t.Logf("%d requests: %v; app: %+v", len(rs), counts, s)
-			if s.MaxInflight > sharedLimit {
-				t.Errorf("the app ran %d requests at once across the upgrade, limit %d", s.MaxInflight, sharedLimit)
-			}
-			if s.MaxInflight < sharedLimit {
-				t.Errorf("the app ran at most %d at once, want its limit %d reached under overload", s.MaxInflight, sharedLimit)
-			}
+			checkAppLimits(t, []*gunicornApp{app}, sharedLimit, true)
 		})
 	}
 }

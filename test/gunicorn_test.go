@@ -289,18 +289,18 @@ func checkOutcomes(t *testing.T, rs []loadgen.Result, allowed ...string) map[str
 	return counts
 }
 
-// checkAppLimits fails the test unless every app ran at most
-// gunicornLimit requests at once, and exactly that many when saturated
-// is set; it returns the total the apps served.
-func checkAppLimits(t *testing.T, apps []*gunicornApp, saturated bool) int {
+// checkAppLimits fails the test unless every app ran at most limit
+// requests at once, and exactly that many when saturated is set; it
+// returns the total the apps served.
+func checkAppLimits(t *testing.T, apps []*gunicornApp, limit int, saturated bool) int {
 	t.Helper()
 	served := 0
 	for i, a := range apps {
 		s := a.stats(t)
 		t.Logf("backend %d (%s): %+v", i, a.Addr, s)
-		if s.MaxInflight > gunicornLimit || (saturated && s.MaxInflight != gunicornLimit) {
+		if s.MaxInflight > limit || (saturated && s.MaxInflight != limit) {
 			t.Errorf("backend %d max_inflight = %d, want %d (its limit, reached under load)",
-				i, s.MaxInflight, gunicornLimit)
+				i, s.MaxInflight, limit)
 		}
 		served += s.Served
 	}
@@ -331,7 +331,7 @@ func TestGunicornLimitExact(t *testing.T) {
 	sum := loadgen.Summarize(rs)
 	t.Logf("64 clients, 2 backends x %d slots (%d workers each): %v", gunicornLimit, gunicornWorkers, sum)
 	checkOutcomes(t, rs, "200")
-	served := checkAppLimits(t, apps, true)
+	served := checkAppLimits(t, apps, gunicornLimit, true)
 	if served != sum.Status[200] {
 		t.Errorf("backends served %d requests, clients got %d answers 200; want equal", served, sum.Status[200])
 	}
@@ -354,7 +354,7 @@ func TestGunicornShortQueueTimeout(t *testing.T) {
 	if counts["503"] == 0 {
 		t.Errorf("no 503 among %d requests; want some shed after 100ms in the queue", len(rs))
 	}
-	if served := checkAppLimits(t, apps, false); served != counts["200"] {
+	if served := checkAppLimits(t, apps, gunicornLimit, false); served != counts["200"] {
 		t.Errorf("backends served %d requests, clients got %d answers 200; want equal (shed ones never reach a backend)",
 			served, counts["200"])
 	}
@@ -393,7 +393,7 @@ func TestGunicornOverloadGoodput(t *testing.T) {
 		sum := loadgen.Summarize(rs)
 		t.Logf("patient: 64 clients: %v (%.0f/s)", sum, float64(sum.Status[200])/sum.Span.Seconds())
 		checkOutcomes(t, rs, "200")
-		if served := checkAppLimits(t, apps, true); served != sum.Status[200] {
+		if served := checkAppLimits(t, apps, gunicornLimit, true); served != sum.Status[200] {
 			t.Errorf("backends served %d requests, clients got %d answers 200; want equal", served, sum.Status[200])
 		}
 	})
@@ -469,7 +469,7 @@ func openLoopGoodput(t *testing.T, g *Gateway, apps []*gunicornApp, url string, 
 		}
 	}
 	goodput := float64(good) / to.Sub(from).Seconds()
-	served := checkAppLimits(t, apps, true)
+	served := checkAppLimits(t, apps, gunicornLimit, true)
 	sum := loadgen.Summarize(window)
 	t.Logf("open loop: offered %.0f/s (1.6 x capacity %.0f/s) for %v, patience %v: %v",
 		rate, capacity, duration, patience, loadgen.Summarize(rs))

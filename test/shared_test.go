@@ -69,22 +69,6 @@ routes:
 `, strings.Join(backends, ", "))
 }
 
-// checkSharedLimits fails unless every app ran at most sharedLimit requests
-// at once, and exactly that many (it was saturated).
-func checkSharedLimits(t *testing.T, apps []*gunicornApp) int {
-	t.Helper()
-	served := 0
-	for i, a := range apps {
-		s := a.stats(t)
-		t.Logf("backend %d (%s): %+v", i, a.Addr, s)
-		if s.MaxInflight != sharedLimit {
-			t.Errorf("backend %d ran %d requests at once, want exactly its limit %d", i, s.MaxInflight, sharedLimit)
-		}
-		served += s.Served
-	}
-	return served
-}
-
 // overload runs open-loop arrivals at rate for d against url (patient
 // clients: the queue sheds, not the client) and returns the results.
 func overload(t *testing.T, url string, rate float64, d time.Duration) <-chan []loadgen.Result {
@@ -140,7 +124,7 @@ func TestUpgradesUnderOverloadKeepLimits(t *testing.T) {
 	}
 	rs := <-results
 	counts := checkOutcomes(t, rs, "200", "503")
-	served := checkSharedLimits(t, apps)
+	served := checkAppLimits(t, apps, sharedLimit, true)
 	t.Logf("%d requests over 10 upgrades: %v; backends served %d", len(rs), counts, served)
 	if counts["503"] == 0 {
 		t.Errorf("no 503 among %d requests, want the queue to shed some: the load was not an overload", len(rs))
@@ -196,7 +180,7 @@ func TestProcessesKeepLimits(t *testing.T) {
 		t.Errorf("%d of %d samples with requests queued had a slot free, want at most a fifth (and 20 samples)", idle, samples)
 	}
 	counts := checkOutcomes(t, rs, "200", "503")
-	served := checkSharedLimits(t, apps)
+	served := checkAppLimits(t, apps, sharedLimit, true)
 	t.Logf("processes: 2, %d requests: %v; backends served %d", len(rs), counts, served)
 	if served != counts["200"] {
 		t.Errorf("backends served %d, clients got %d answers 200; want equal", served, counts["200"])
@@ -373,7 +357,7 @@ func TestProcessesUpgradeUnderOverload(t *testing.T) {
 	}
 	rs := <-results
 	counts := checkOutcomes(t, rs, "200", "503")
-	served := checkSharedLimits(t, apps)
+	served := checkAppLimits(t, apps, sharedLimit, true)
 	t.Logf("%d requests over 3 group upgrades: %v; backends served %d", len(rs), counts, served)
 	if n := strings.Count(g.Logs(), `msg="worker started"`); n != 2*4 {
 		t.Errorf("%d workers started, want 8 (2 per generation, none restarted)", n)

@@ -5,9 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"regexp"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,21 +50,7 @@ func TestTLSSessionsResumeAcrossUpgrade(t *testing.T) {
 		t.Fatal("the second connection did not resume: session tickets are off")
 	}
 
-	g.Signal(t, syscall.SIGUSR2)
-	g.WaitForLog(t, "upgrade: new process started", 10*time.Second)
-	m := regexp.MustCompile(`new process started" pid=(\d+)`).FindStringSubmatch(g.Logs())
-	if m == nil {
-		t.Fatalf("no child pid in the logs:\n%s", g.Logs())
-	}
-	child, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() {
-		syscall.Kill(child, syscall.SIGKILL)
-		var ws syscall.WaitStatus
-		syscall.Wait4(child, &ws, 0, nil)
-	})
-	if code, err := g.Wait(15 * time.Second); err != nil || code != 0 {
-		t.Fatalf("old process exit = %d, %v; want 0", code, err)
-	}
+	upgrade(t, g, 15*time.Second)
 	if !resumes(t, g.Addr, cfg) {
 		t.Error("after the upgrade the session did not resume: the new process has other ticket keys")
 	}

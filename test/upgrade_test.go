@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,29 @@ import (
 
 	"shardgate/internal/wait"
 )
+
+// upgrade sends g SIGUSR2 and waits until g's process, replaced by the one
+// it started, exited 0 (within timeout). It returns the new process's pid;
+// that process is killed at cleanup.
+func upgrade(t *testing.T, g *Gateway, timeout time.Duration) int {
+	t.Helper()
+	g.Signal(t, syscall.SIGUSR2)
+	g.WaitForLog(t, "upgrade: new process started", 10*time.Second)
+	m := startedPid.FindStringSubmatch(g.Logs())
+	if m == nil {
+		t.Fatalf("no child pid in the logs:\n%s", g.Logs())
+	}
+	child, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() {
+		syscall.Kill(child, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		syscall.Wait4(child, &ws, 0, nil)
+	})
+	if code, err := g.Wait(timeout); err != nil || code != 0 {
+		t.Fatalf("old process exit = %d, %v; want 0", code, err)
+	}
+	return child
+}
 
 // SIGUSR2 starts the binary again on the same sockets; the new process stops
 // the old one, which drains. Clients hammering the gateway all the while —
@@ -74,18 +96,7 @@ routes: [{upstream: app}]
 	})
 	wait.For(t, "traffic before the upgrade", func() bool { return ok.Load() > 100 })
 
-	g.Signal(t, syscall.SIGUSR2)
-	g.WaitForLog(t, "upgrade: new process started", 10*time.Second)
-	m := regexp.MustCompile(`new process started" pid=(\d+)`).FindStringSubmatch(g.Logs())
-	if m == nil {
-		t.Fatalf("no child pid in the logs:\n%s", g.Logs())
-	}
-	child, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
-
-	if code, err := g.Wait(15 * time.Second); err != nil || code != 0 {
-		t.Fatalf("old process exit = %d, %v; want 0", code, err)
-	}
+	child := upgrade(t, g, 15*time.Second)
 	after := ok.Load()
 	wait.For(t, "traffic served by the new process", func() bool { return ok.Load() > after+100 })
 	if code, body := get(t, g.AdminURL+"/readyz"); code != 200 {

@@ -113,6 +113,26 @@ func (c *Cluster) Kill(m *Member) {
 	m.cmd = nil
 }
 
+// LoseQuorum kills the leader (which must exist), then one more member, so
+// that a 3-member cluster has no quorum. It returns the second, for
+// Restart to bring the quorum back.
+func (c *Cluster) LoseQuorum() *Member {
+	c.t.Helper()
+	leader := c.Leader()
+	if leader == nil {
+		c.t.Fatal("no etcd leader")
+	}
+	c.Kill(leader)
+	for _, m := range c.Members {
+		if m != leader {
+			c.Kill(m)
+			return m
+		}
+	}
+	c.t.Fatal("no member besides the leader")
+	return nil
+}
+
 // Stop and Continue send SIGSTOP / SIGCONT to m (a member that stops
 // answering without closing its sockets).
 func (m *Member) Stop()     { m.cmd.Process.Signal(syscall.SIGSTOP) }
