@@ -63,7 +63,7 @@ func NewBackend(c BackendConfig) *Backend {
 	b.ownShare.Store(noShare)
 	b.share.Store(&b.ownShare)
 	if c.Slot != nil {
-		b.inflight.attach(c.Slot)
+		b.inflight.attach(c.Slot.Inflight(), c.Slot.Held())
 		b.slot = c.Slot
 		b.share.Store(c.Slot.Share())
 	}

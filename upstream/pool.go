@@ -54,7 +54,7 @@ type Pool struct {
 	// waiting counts queued requests plus those about to queue. Release reads
 	// it after freeing a slot and Acquire raises it before its last try, so a
 	// slot freed while a request is queueing is never missed.
-	waiting waitCount
+	waiting counter
 	lifo    atomic.Bool
 	// lifoSince is when the queue last turned newest-first (Unix ns).
 	lifoSince atomic.Int64

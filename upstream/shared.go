@@ -9,7 +9,7 @@ import (
 )
 
 // Across processes (docs/DESIGN.md, "Admission rules", rule 8). Slots are
-// shared (counter, waitCount); queues are not: each process holds its own
+// shared (counter); queues are not: each process holds its own
 // waiters, and a slot cannot be handed directly to a waiter of another
 // process. Instead each process publishes, per pool, the enqueue times of
 // its oldest and newest waiter (shm.Slot.Publish). A process that frees a
@@ -105,8 +105,8 @@ func (p *Pool) attach(sh *PoolShare) {
 		return
 	}
 	p.share = sh
-	p.inflight.attach(sh.slot)
-	p.waiting.attach(sh.slot)
+	p.inflight.attach(sh.slot.Inflight(), sh.slot.Held())
+	p.waiting.attach(sh.slot.Waiting(), sh.slot.MyWaiting())
 	sh.s.mu.Lock()
 	sh.s.pools = append(sh.s.pools, p)
 	sh.s.mu.Unlock()
