@@ -51,7 +51,6 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	c.UpstreamNames = slices.Sorted(maps.Keys(c.Upstreams))
 	d.checkAdmin(c.Admin.Address)
-	d.checkListenTLS(c.Listen)
 	d.checkRouteUpstreams(c.Upstreams)
 	return c
 }
@@ -65,6 +64,8 @@ func (d *decoder) listen(path string, n *yaml.Node) []Listen {
 		d.add(path, n, "at least one listener is required (leave the key out for %q)", defaultListen)
 	}
 	out := make([]Listen, 0, len(items))
+	var redirects []located // redirect_https: true, value "tls" on a TLS listener
+	hasTLS := false
 	for i, it := range items {
 		p := index(path, i)
 		var l Listen
@@ -79,6 +80,14 @@ func (d *decoder) listen(path string, n *yaml.Node) []Listen {
 		if present != nil && present["address"] == nil {
 			d.add(join(p, "address"), it, "required")
 		}
+		// A listener with errors still counts here (by its position and
+		// whether it has a tls section), so that its errors are not followed
+		// by a wrong one about another listener.
+		hasTLS = hasTLS || present["tls"] != nil
+		if l.RedirectHTTPS {
+			redirects = append(redirects, located{path: join(p, "redirect_https"),
+				value: map[bool]string{true: "tls"}[present["tls"] != nil], node: present["redirect_https"]})
+		}
 		if len(d.errs) > before {
 			continue
 		}
@@ -89,9 +98,9 @@ func (d *decoder) listen(path string, n *yaml.Node) []Listen {
 			}
 		}
 		d.listens = append(d.listens, here)
-		d.redirects = append(d.redirects, present["redirect_https"])
 		out = append(out, l)
 	}
+	d.checkRedirects(redirects, hasTLS)
 	return out
 }
 

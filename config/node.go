@@ -20,9 +20,6 @@ type decoder struct {
 	listens []located // listen addresses; node nil for the default
 	admin   *yaml.Node
 	routes  []located // routes[i].upstream values
-	// redirects[i] is the redirect_https node of the i-th decoded
-	// listener, nil when absent.
-	redirects []*yaml.Node
 }
 
 // located is a decoded string with where it came from.

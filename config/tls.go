@@ -210,23 +210,16 @@ func (d *decoder) hsts(path string, n *yaml.Node, h *HSTS) {
 	}
 }
 
-// checkListenTLS runs the checks that span listeners: redirect_https needs
-// a TLS listener to send clients to, and is pointless on one itself.
-func (d *decoder) checkListenTLS(ls []Listen) {
-	hasTLS := false
-	for _, l := range ls {
-		hasTLS = hasTLS || l.TLS != nil
-	}
-	for i, l := range ls {
-		if !l.RedirectHTTPS {
-			continue
-		}
-		p := join(index("listen", i), "redirect_https")
+// checkRedirects checks the listeners with redirect_https (value "tls"
+// for a TLS listener): it needs a TLS listener to send clients to, and is
+// pointless on one itself.
+func (d *decoder) checkRedirects(redirects []located, hasTLS bool) {
+	for _, r := range redirects {
 		switch {
-		case l.TLS != nil:
-			d.add(p, d.redirects[i], "a TLS listener cannot redirect to HTTPS itself")
+		case r.value == "tls":
+			d.add(r.path, r.node, "a TLS listener cannot redirect to HTTPS itself")
 		case !hasTLS:
-			d.add(p, d.redirects[i], "needs a listener with tls to redirect to")
+			d.add(r.path, r.node, "needs a listener with tls to redirect to")
 		}
 	}
 }

@@ -79,6 +79,14 @@ func TestParseEdgeErrors(t *testing.T) {
 			`listen[0].tls.hsts.preload: not a boolean: "yes please": want true or false (line 5)`},
 		{"redirect without a TLS listener", "listen:\n  - address: \":80\"\n    redirect_https: true\n" + minimal,
 			"listen[0].redirect_https: needs a listener with tls to redirect to (line 3)"},
+		// Regression: the check used positions among the listeners that
+		// decoded cleanly, so an error in one listener named the wrong one
+		// or invented a missing TLS listener.
+		{"redirect after a broken listener", "listen:\n  - address: bad\n  - address: \":80\"\n    redirect_https: true\n" + minimal,
+			"listen[0].address: want host:port, got \"bad\" (line 2)\n" +
+				"listen[1].redirect_https: needs a listener with tls to redirect to (line 4)"},
+		{"redirect to a TLS listener with an error", tls + "      certificates: [{cert: a, key: b}]\n    shards: -1\n  - address: \":80\"\n    redirect_https: true\n" + minimal,
+			"listen[0].shards: must be ≥ 0 (line 5)"},
 		{"redirect on the TLS listener", tls + "      certificates: [{cert: a, key: b}]\n    redirect_https: true\n" + minimal,
 			"listen[0].redirect_https: a TLS listener cannot redirect to HTTPS itself (line 5)"},
 		{"proxy_protocol not boolean", "listen:\n  - address: \":80\"\n    proxy_protocol: 1\n" + minimal,
