@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -50,16 +49,15 @@ type credentials struct {
 	ok     map[string][sha256.Size]byte
 }
 
-// NewGuard reads a's secret files and registers the refusal counter on m's
-// registry (m may be nil: nothing is counted).
-func NewGuard(a config.Admin, m *metrics.Metrics) (*Guard, error) {
+// NewGuard reads a's secret files and registers the refusal counter on reg
+// (nil: nothing is counted).
+func NewGuard(a config.Admin, reg prometheus.Registerer) (*Guard, error) {
 	g := &Guard{allow: a.Allow, metricsAllow: a.MetricsAllow, pprof: a.Pprof, auth: a.Auth, sem: make(chan struct{}, 2)}
 	if g.allow == nil {
 		g.allow = config.Loopback
 	}
-	reg := prometheus.NewRegistry()
-	if m != nil {
-		reg = m.Registry()
+	if reg == nil {
+		reg = prometheus.NewRegistry()
 	}
 	v := metrics.NewAdminRefused(reg)
 	g.forbidden, g.unauthorized = v.WithLabelValues("403"), v.WithLabelValues("401")
@@ -131,10 +129,6 @@ func readHtpasswd(path string) (*credentials, error) {
 // Wrap returns next behind the guard.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if overUnixSocket(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
 		path := r.URL.Path
 		probe := path == "/healthz" || path == "/readyz"
 		ip := clientIP(r)
@@ -195,16 +189,6 @@ func (g *Guard) authorized(c *credentials, r *http.Request) bool {
 	c.ok[user] = sum
 	c.mu.Unlock()
 	return true
-}
-
-// overUnixSocket reports whether r came over a unix socket: a worker's
-// private admin socket, which only the supervisor of `processes: N` uses
-// (it guards its own listener, and proxies pprof from it). The guard lets
-// such requests through (regression: the supervisor got 403 on its
-// workers' /readyz and never became ready).
-func overUnixSocket(r *http.Request) bool {
-	_, unix := r.Context().Value(http.LocalAddrContextKey).(*net.UnixAddr)
-	return unix
 }
 
 func clientIP(r *http.Request) netip.Addr {

@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"shardgate/metrics"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"shardgate/metrics"
 )
 
 //go:embed status.html
@@ -27,20 +29,26 @@ const statusPageCSP = "default-src 'none'; script-src 'unsafe-inline'; style-src
 // Server is the admin HTTP server: /metrics, /healthz, /readyz and /status.
 // It is safe for concurrent use.
 type Server struct {
-	srv *http.Server
+	srv      *http.Server
+	metrics  http.Handler // GET /metrics; nil: 404
+	profiles http.Handler // GET /debug/pprof/ (the index and named profiles)
 }
 
 // NewServer returns a Server exposing m's registry on /metrics (omitted when m
 // is nil), snapshot() on /status and ready() on /readyz.
 func NewServer(m *metrics.Metrics, snapshot func() metrics.Snapshot, ready func() bool) *Server {
-	mux := http.NewServeMux()
+	s := &Server{profiles: Profiles()}
 	if m != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{
-			ErrorHandling:       promhttp.ContinueOnError,
-			MaxRequestsInFlight: 4,
-			Timeout:             10 * time.Second,
-		}))
+		s.SetGatherer(m.Registry())
 	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.metrics == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.metrics.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
@@ -53,18 +61,41 @@ func NewServer(m *metrics.Metrics, snapshot func() metrics.Snapshot, ready func(
 	})
 	mux.Handle("GET /status", statusHandler(snapshot))
 	// Profiles for operators, on the admin listener (loopback by default).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return &Server{srv: &http.Server{
+	mux.HandleFunc("GET /debug/pprof/", func(w http.ResponseWriter, r *http.Request) { s.profiles.ServeHTTP(w, r) })
+	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-	}}
+	}
+	return s
 }
+
+// SetGatherer serves g on /metrics (the supervisor of `processes: N`
+// gathers its workers'); call it before Serve.
+func (s *Server) SetGatherer(g prometheus.Gatherer) {
+	s.metrics = promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	})
+}
+
+// Profiles serves this process's profiles under /debug/pprof/: the index,
+// the named ones, CPU and trace.
+func Profiles() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// SetProfiles serves h on /debug/pprof/ in place of Profiles (the
+// supervisor of `processes: N` proxies ?worker=N); call it before Serve.
+func (s *Server) SetProfiles(h http.Handler) { s.profiles = h }
 
 // Handler returns the server's routes, for tests or for mounting elsewhere.
 func (s *Server) Handler() http.Handler { return s.srv.Handler }

@@ -18,9 +18,10 @@ import (
 )
 
 // adminGuardConfig puts the admin listener on 127.0.0.2 ("another host"
-// for a client at 127.0.0.1) with the given extra admin keys.
-func adminGuardConfig(backend, adminKeys string) string {
-	return fmt.Sprintf(`
+// for a client at 127.0.0.1) with the given extra admin keys; head comes
+// first ("processes: 2\n").
+func adminGuardConfig(head, backend, adminKeys string) string {
+	return head + fmt.Sprintf(`
 listen: [{address: "127.0.0.1:0"}]
 admin: {address: "127.0.0.2:0"%s}
 upstreams:
@@ -37,14 +38,23 @@ func adminGet(t *testing.T, c *http.Client, url string, header ...string) int {
 // TestAdminGuardBearer: on a routable admin address, pprof is 404 unless
 // enabled, clients outside admin.allow get 403, allowed ones 401 without
 // the token and 200 with it; /metrics alone is open to metrics_allow; the
-// refusals are counted; SIGHUP re-reads the token file.
+// refusals are counted; SIGHUP re-reads the token file. With processes: 2
+// the supervisor's listener is guarded the same way (regression: it served
+// everything to everyone, and the workers' private sockets were guarded
+// instead).
 func TestAdminGuardBearer(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("processes %d", n), func(t *testing.T) { testAdminGuardBearer(t, fmt.Sprintf("processes: %d\n", n)) })
+	}
+}
+
+func testAdminGuardBearer(t *testing.T, head string) {
 	backend := NewRecorder(t, nil)
 	token := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(token, []byte("first-secret-token-0123\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := StartGateway(t, adminGuardConfig(backend.Addr(), fmt.Sprintf(
+	g := StartGateway(t, adminGuardConfig(head, backend.Addr(), fmt.Sprintf(
 		", allow: [127.0.0.3/32], metrics_allow: [127.0.0.4/32], auth: {bearer_token_file: %q}", token)))
 	admin := g.AdminURL
 	if !strings.HasPrefix(admin, "http://127.0.0.2:") {
@@ -110,8 +120,17 @@ func TestAdminGuardBearer(t *testing.T) {
 }
 
 // TestAdminGuardBasicTLSAndPprof: basic auth from an htpasswd file with a
-// bcrypt hash, over admin.tls, with pprof enabled.
+// bcrypt hash, over admin.tls, with pprof enabled; with processes: 2 on
+// the supervisor's listener (regression: the workers wrapped their private
+// sockets in TLS, which the supervisor speaks plain HTTP to, so it never
+// became ready).
 func TestAdminGuardBasicTLSAndPprof(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("processes %d", n), func(t *testing.T) { testAdminGuardBasicTLSAndPprof(t, fmt.Sprintf("processes: %d\n", n)) })
+	}
+}
+
+func testAdminGuardBasicTLSAndPprof(t *testing.T, head string) {
 	backend := NewRecorder(t, nil)
 	s := newTLSSetup(t)
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
@@ -124,7 +143,7 @@ func TestAdminGuardBasicTLSAndPprof(t *testing.T) {
 	if err := os.WriteFile(htpasswd, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := StartGateway(t, adminGuardConfig(backend.Addr(), fmt.Sprintf(
+	g := StartGateway(t, adminGuardConfig(head, backend.Addr(), fmt.Sprintf(
 		", allow: [127.0.0.1/32], pprof: true, auth: {basic_auth_file: %q}, tls: {certificates: [{cert: %q, key: %q}]}",
 		htpasswd, s.aCert, s.aKey)))
 	adminAddr := strings.TrimPrefix(g.AdminURL, "http://")
@@ -143,6 +162,7 @@ func TestAdminGuardBasicTLSAndPprof(t *testing.T) {
 		{"/metrics", "prom", "s3cret", 200},
 		{"/metrics", "prom", "s3cret", 200}, // remembered, no second bcrypt
 		{"/debug/pprof/", "prom", "s3cret", 200},
+		{"/debug/pprof/?worker=0", "prom", "s3cret", 200}, // processes: 2: worker 0's, through its socket
 	} {
 		req, _ := http.NewRequest("GET", url+tt.path, nil)
 		if tt.user != "" {

@@ -142,8 +142,8 @@ func (e *edges) tlsListener(l config.Listen, sc config.Server, m *metrics.Metric
 
 // setupAdmin guards the admin server and, with admin.tls, returns ln wrapped
 // in TLS. The caller keeps the plain ln for fd handoff.
-func (e *edges) setupAdmin(a config.Admin, as *admin.Server, ln net.Listener, m *metrics.Metrics, log *slog.Logger) (net.Listener, error) {
-	g, err := admin.NewGuard(a, m)
+func (e *edges) setupAdmin(a config.Admin, as *admin.Server, ln net.Listener, reg prometheus.Registerer, log *slog.Logger) (net.Listener, error) {
+	g, err := admin.NewGuard(a, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -104,9 +104,11 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		}
 		adminLn = ln
 		as := admin.NewServer(reg, snapshot, ready.Load)
-		serveLn, err := edge.setupAdmin(cfg.Admin, as, ln, reg, log)
-		if err != nil {
-			return fmt.Errorf("admin listener: %w", err)
+		serveLn := ln // a worker's private socket: its supervisor guards the admin listener
+		if !isWorker() {
+			if serveLn, err = edge.setupAdmin(cfg.Admin, as, ln, reg.Registry(), log); err != nil {
+				return fmt.Errorf("admin listener: %w", err)
+			}
 		}
 		go func() {
 			if err := as.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

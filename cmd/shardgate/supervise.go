@@ -18,8 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"shardgate/admin"
 	"shardgate/cluster"
 	"shardgate/config"
 	"shardgate/discovery"
@@ -100,6 +102,12 @@ type supervisor struct {
 	listens map[string][]*os.File // by listen address: every socket, kept open
 	addrs   []string              // the bound addresses, for the ready line
 	admin   net.Listener          // nil when off
+	// The admin server of the instance, behind the guard and TLS of
+	// cfg.Admin (edge), served on adminLn; reg counts its refusals.
+	adminSrv *admin.Server
+	adminLn  net.Listener
+	edge     *edges
+	reg      *prometheus.Registry
 	workers []*worker
 	procs   int // GOMAXPROCS of each worker
 }
@@ -167,6 +175,10 @@ func newSupervisor(cfg *config.Config, path string, log *slog.Logger) (*supervis
 	}
 	if cfg.Admin.Address != "" {
 		if s.admin, err = adminListener(cfg.Admin.Address, inherited); err != nil {
+			s.close()
+			return nil, fmt.Errorf("admin listener: %w", err)
+		}
+		if err := s.setupAdmin(); err != nil {
 			s.close()
 			return nil, fmt.Errorf("admin listener: %w", err)
 		}
@@ -331,6 +343,9 @@ func (s *supervisor) run() int {
 			switch sig {
 			case syscall.SIGHUP:
 				s.signalAll(syscall.SIGHUP)
+				if err := s.edge.reload(); err != nil {
+					s.log.Error("reload: certificate or secret file refused; the old one stays in use", "error", err)
+				}
 				s.log.Info("reload: forwarded to the workers")
 				if cfg, err := config.Load(s.path); err == nil && cfg.Processes != len(s.workers) {
 					s.log.Warn("reload: processes takes effect only after an upgrade (SIGUSR2) or a restart",

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -43,28 +42,36 @@ var sameInEveryWorker = map[string]bool{
 	"process_start_time_seconds":              true,
 }
 
+// setupAdmin builds the instance's admin server on s.admin: the merged
+// endpoints, behind the guard and TLS of admin (the workers' private
+// sockets have neither).
+func (s *supervisor) setupAdmin() error {
+	s.edge, s.reg = &edges{stop: func() {}}, prometheus.NewRegistry()
+	as := admin.NewServer(nil, s.snapshot, s.allReady)
+	as.SetGatherer(prometheus.GathererFunc(s.gather))
+	as.SetProfiles(s.workerProfile(admin.Profiles()))
+	ln, err := s.edge.setupAdmin(s.cfg.Admin, as, s.admin, s.reg, s.log)
+	if err != nil {
+		return err
+	}
+	s.adminSrv, s.adminLn = as, ln
+	return nil
+}
+
 // serveAdmin serves the merged admin endpoints; the returned func stops it.
 func (s *supervisor) serveAdmin() func() {
-	if s.admin == nil {
+	if s.adminSrv == nil {
 		return func() {}
 	}
-	as := admin.NewServer(nil, s.snapshot, s.allReady)
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.GathererFunc(s.gather), promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 4, Timeout: 10 * time.Second,
-	}))
-	mux.HandleFunc("GET /debug/pprof/", s.workerProfile(as.Handler()))
-	mux.Handle("/", as.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
-		if err := srv.Serve(s.admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.adminSrv.Serve(s.adminLn); err != nil {
 			s.log.Error("admin server stopped", "error", err)
 		}
 	}()
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		s.adminSrv.Shutdown(ctx)
 	}
 }
 
@@ -131,6 +138,9 @@ func (s *supervisor) gather() ([]*dto.MetricFamily, error) {
 	for _, name := range slices.Sorted(maps.Keys(merged)) {
 		out = append(out, merged[name])
 	}
+	own, err := s.reg.Gather() // the admin guard's refusals
+	out = append(out, own...)
+	errs = append(errs, err)
 	if s.node != nil { // the workers run no node: the supervisor's are the cluster metrics
 		fams, err := metrics.ClusterGatherer(s.node.Status).Gather()
 		out = append(out, fams...)
