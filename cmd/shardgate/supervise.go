@@ -108,8 +108,8 @@ type supervisor struct {
 	adminLn  net.Listener
 	edge     *edges
 	reg      *prometheus.Registry
-	workers []*worker
-	procs   int // GOMAXPROCS of each worker
+	workers  []*worker
+	procs    int // GOMAXPROCS of each worker
 }
 
 // worker is one worker process slot; the process in it may be restarted.
