@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -212,5 +214,30 @@ func TestCheckWarnsOpenAdmin(t *testing.T) {
 		if got := strings.Contains(string(out), "warning: admin.address"); got != tt.warn {
 			t.Errorf("-check with admin %s: warning %v, want %v; output:\n%s", tt.admin, got, tt.warn, out)
 		}
+	}
+}
+
+// TestWorkerAdminSocketAnswersSupervisorOnly: with processes: 2 a worker's
+// private admin socket (abstract, so any local process can connect) has no
+// guard of its own; it serves its supervisor alone, and closes anyone
+// else's connection unanswered.
+func TestWorkerAdminSocketAnswersSupervisorOnly(t *testing.T) {
+	backend := NewRecorder(t, nil)
+	g := StartGateway(t, adminGuardConfig("processes: 2\n", backend.Addr(), ""))
+	c, err := net.Dial("unix", fmt.Sprintf("@shardgate-%d-worker-0", g.Pid()))
+	if err != nil {
+		t.Fatalf("dialing worker 0's admin socket: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /status?format=json HTTP/1.0\r\n\r\n")
+	// Closed with the request unread: EOF or a reset, never an answer.
+	if got, err := io.ReadAll(c); len(got) != 0 || os.IsTimeout(err) {
+		t.Fatalf("a stranger on worker 0's admin socket got %q (%v), want the connection closed unanswered", got, err)
+	}
+	// The supervisor still reads its workers.
+	if code, _, body := getWith(t, clientFrom(t, "127.0.0.1"), g.AdminURL+"/status?format=json"); code != 200 ||
+		!strings.Contains(body, `"processes"`) {
+		t.Fatalf("supervisor /status = %d %q", code, body)
 	}
 }

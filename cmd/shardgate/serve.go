@@ -104,7 +104,9 @@ func serve(cfg *config.Config, path string, log *slog.Logger, h *hooks) error {
 		}
 		adminLn = ln
 		as := admin.NewServer(reg, snapshot, ready.Load)
-		serveLn := ln // a worker's private socket: its supervisor guards the admin listener
+		// A worker's private socket answers its supervisor only, which
+		// guards the admin listener for the instance.
+		serveLn := net.Listener(supervisorOnly{ln})
 		if !isWorker() {
 			if serveLn, err = edge.setupAdmin(cfg.Admin, as, ln, reg.Registry(), log); err != nil {
 				return fmt.Errorf("admin listener: %w", err)

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"golang.org/x/sys/unix"
 
 	"shardgate/admin"
 	"shardgate/metrics"
@@ -320,4 +323,42 @@ func mergeDiscovery(m *metrics.UpstreamStatus, d *metrics.DiscoveryStatus) {
 		}
 	}
 	m.Discovery = &latest
+}
+
+// supervisorOnly is a worker's private admin socket (an abstract unix
+// socket, which any local process could connect to): it accepts only
+// connections from the worker's parent, the supervisor, by SO_PEERCRED.
+type supervisorOnly struct{ net.Listener }
+
+func (l supervisorOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if peerPid(c) == os.Getppid() {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+// peerPid returns the pid of the process at the other end of unix socket c,
+// or -1.
+func peerPid(c net.Conn) int {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	pid := -1
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
 }
