@@ -170,10 +170,12 @@ func (nopObserver) Error(ErrorKind)        {}
 // CloseIdleConnections closes the backend's pooled idle connections.
 func (b *Backend) CloseIdleConnections() { b.client.CloseIdleConnections() }
 
-// Retire is called once a reload or DNS discovery removed the backend (its
-// pool marked it down): its idle connections close, and its shared slot
-// entry may serve another backend once its last requests are done.
+// Retire is called once a reload or DNS discovery removed the backend: it
+// leaves rotation for good and its checks stop, its idle connections
+// close, and its shared slot entry may serve another backend once its last
+// requests are done.
 func (b *Backend) Retire() {
+	b.remove() // Pool.Update did, unless the reload removed its whole upstream
 	b.CloseIdleConnections()
 	if b.slot != nil {
 		// The entry may serve another backend once dropped: from now on
