@@ -64,10 +64,7 @@ func (bs *bodyState) prepare(g *Gateway, u *upstreamState) {
 // forwarded.
 func wantsStream(h *fasthttp.ResponseHeader) bool {
 	stream := false
-	if v := h.Peek("X-Accel-Buffering"); v != nil {
-		stream = eqFold(bytes.TrimSpace(v), "no")
-		h.Del("X-Accel-Buffering")
-	}
+	dropFold(h, "X-Accel-Buffering", func(v []byte) { stream = eqFold(bytes.TrimSpace(v), "no") })
 	ct := h.ContentType()
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
@@ -77,7 +74,7 @@ func wantsStream(h *fasthttp.ResponseHeader) bool {
 
 // streamAlways is wantsStream for a route with buffering: false.
 func streamAlways(h *fasthttp.ResponseHeader) bool {
-	h.Del("X-Accel-Buffering")
+	dropFold(h, "X-Accel-Buffering", nil)
 	return true
 }
 

@@ -41,6 +41,25 @@ func TestWantsStream(t *testing.T) {
 	}
 }
 
+// Regression: response names keep the backend's spelling, and a lowercase
+// x-accel-buffering was neither honoured nor removed.
+func TestWantsStreamAnySpelling(t *testing.T) {
+	for _, name := range []string{"x-accel-buffering", "X-ACCEL-BUFFERING"} {
+		var h fasthttp.ResponseHeader
+		h.DisableNormalizing()
+		h.SetContentType("text/html")
+		h.Set(name, "no")
+		if !wantsStream(&h) {
+			t.Errorf("wantsStream() with %s: no = false, want true", name)
+		}
+		for k := range h.All() {
+			if eqFold(k, "X-Accel-Buffering") {
+				t.Errorf("%s left in the response", k)
+			}
+		}
+	}
+}
+
 func TestRateCheck(t *testing.T) {
 	tests := []struct {
 		name    string

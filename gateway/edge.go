@@ -98,6 +98,7 @@ func tlsHandler(next fasthttp.RequestHandler, hsts string) fasthttp.RequestHandl
 		ctx.Request.URI().SetScheme("http")
 		next(ctx)
 		if len(val) > 0 {
+			dropFold(&ctx.Response.Header, "Strict-Transport-Security", nil) // the backend's, however spelled
 			ctx.Response.Header.SetCanonical(hstsName, val)
 		}
 	}

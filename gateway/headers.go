@@ -132,6 +132,30 @@ func rewriteResponse(h *fasthttp.ResponseHeader, s *scratch) {
 	h.ResetConnectionClose()
 }
 
+// dropFold removes every response header named name (at most 64 bytes),
+// however the backend spelled it, calling seen (when not nil) with each
+// value before it goes. Response names keep the backend's spelling, so
+// Peek and Del, which match it exactly, would miss "x-accel-buffering".
+func dropFold(h *fasthttp.ResponseHeader, name string, seen func(v []byte)) {
+	var spelled [64]byte
+	for {
+		n := 0
+		for k, v := range h.All() {
+			if eqFold(k, name) {
+				if seen != nil {
+					seen(v)
+				}
+				n = copy(spelled[:], k)
+				break
+			}
+		}
+		if n == 0 {
+			return
+		}
+		h.DelBytes(spelled[:n])
+	}
+}
+
 // listedIn reports whether names holds name, ignoring case.
 func listedIn(names [][]byte, name []byte) bool {
 	for _, n := range names {

@@ -265,9 +265,13 @@ func TestTLSClientGoneWhileQueued(t *testing.T) {
 
 // TestRedirectHTTPSAndHSTS: a plain listener with redirect_https answers
 // 308 to the TLS port with the same host and target; the TLS listener adds
-// Strict-Transport-Security.
+// Strict-Transport-Security, in place of the backend's however spelled
+// (regression: a lowercase one from the backend went out as a second
+// header).
 func TestRedirectHTTPSAndHSTS(t *testing.T) {
-	backend := NewRecorder(t, nil)
+	backend := NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["strict-transport-security"] = []string{"max-age=1"} // sent as spelled
+	})
 	s := newTLSSetup(t)
 	cfg := s.config(backend.Addr(), "hsts: {max_age: 8760h, include_subdomains: true}",
 		"  - {address: \"127.0.0.1:0\", redirect_https: true}", "")
@@ -289,8 +293,8 @@ func TestRedirectHTTPSAndHSTS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000; includeSubDomains" {
-		t.Errorf("Strict-Transport-Security = %q, want max-age=31536000; includeSubDomains", got)
+	if got := resp.Header.Values("Strict-Transport-Security"); len(got) != 1 || got[0] != "max-age=31536000; includeSubDomains" {
+		t.Errorf("Strict-Transport-Security = %q, want one: max-age=31536000; includeSubDomains", got)
 	}
 }
 
