@@ -315,6 +315,7 @@ func (rb *respBody) watch(u *upstreamState) {
 	}()
 }
 
+// clientGone reports whether the client on c closed its connection.
 func clientGone(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	return ok && listener.Peek(sc) == listener.StateClosed

@@ -3,11 +3,9 @@ package gateway
 import (
 	"net"
 	"sync"
-	"syscall"
 
 	"github.com/valyala/fasthttp"
 
-	"shardgate/listener"
 	"shardgate/upstream"
 )
 
@@ -33,10 +31,7 @@ type scratch struct {
 }
 
 // Gone reports whether the client closed its connection; the queue asks.
-func (s *scratch) Gone() bool {
-	sc, ok := s.conn.(syscall.Conn)
-	return ok && listener.Peek(sc) == listener.StateClosed
-}
+func (s *scratch) Gone() bool { return clientGone(s.conn) }
 
 // addName records a header name to drop, copied into s.buf.
 func (s *scratch) addName(name []byte) {

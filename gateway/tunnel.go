@@ -10,14 +10,12 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"shardgate/config"
-	"shardgate/listener"
 	"shardgate/metrics"
 	"shardgate/upstream"
 )
@@ -141,14 +139,6 @@ func upgradeRequested(h *fasthttp.RequestHeader) []byte {
 	return bytes.Clone(v)
 }
 
-// connClient tells the queue whether a hijacked client went away.
-type connClient struct{ c net.Conn }
-
-func (c connClient) Gone() bool {
-	sc, ok := c.c.(syscall.Conn)
-	return ok && listener.Peek(sc) == listener.StateClosed
-}
-
 // startTunnel hijacks the client connection for the upgrade request ctx
 // routed to u; its request headers are already rewritten.
 func (g *Gateway) startTunnel(ctx *fasthttp.RequestCtx, u *upstreamState, proto []byte, start time.Time) {
@@ -179,7 +169,7 @@ func (g *Gateway) runTunnel(ctx *fasthttp.RequestCtx, c, raw net.Conn, u *upstre
 		g.answerHijacked(ctx, c, s, u, nil, start, 0, 0, "")
 		return
 	}
-	b, waited, err := u.pool.Acquire(connClient{raw})
+	b, waited, err := u.pool.Acquire(s) // s.conn is raw: asks whether the client left
 	if err != nil {
 		reason, _ := upstream.Reason(err)
 		u.metrics.Shed(reason)
@@ -190,14 +180,7 @@ func (g *Gateway) runTunnel(ctx *fasthttp.RequestCtx, c, raw net.Conn, u *upstre
 		g.answerHijacked(ctx, c, s, u, nil, start, waited, 0, reason.String())
 		return
 	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			u.pool.Release(b)
-		}
-	}
-	defer release()
+	defer u.pool.Release(b)
 	sent := time.Now()
 	bc, br, head, err := g.upgradeExchange(ctx, u, b)
 	took := time.Since(sent)

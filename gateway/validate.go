@@ -130,19 +130,8 @@ func nextField(raw []byte, f *field) []byte {
 	}
 	f.folded = line[0] == ' ' || line[0] == '\t'
 	name, value, _ := bytes.Cut(line, []byte{':'})
-	f.name, f.value = name, trimOWS(value)
+	f.name, f.value = name, bytes.Trim(value, " \t") // OWS
 	return rest
-}
-
-// trimOWS returns v without leading and trailing SP and HTAB.
-func trimOWS(v []byte) []byte {
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	return v
 }
 
 // fieldCount returns the number of header lines in raw.
