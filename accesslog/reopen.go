@@ -31,12 +31,6 @@ func (w *Writer) Reopen() error {
 	}
 	req := reopenRequest{f: f, done: make(chan error, 1)}
 	select {
-	case <-w.done:
-		f.Close()
-		return ErrClosed
-	default:
-	}
-	select {
 	case w.reopen <- req:
 	case <-w.done:
 		f.Close()

@@ -73,10 +73,8 @@ func clusterName(s string) string {
 	if s == "" {
 		return "must not be empty"
 	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			return fmt.Sprintf("want letters, digits, '.', '-' or '_', got %q", s)
-		}
+	if strings.IndexFunc(s, notNameRune) >= 0 {
+		return fmt.Sprintf("want letters, digits, '.', '-' or '_', got %q", s)
 	}
 	return ""
 }

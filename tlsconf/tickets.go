@@ -28,13 +28,12 @@ const (
 // talking to each other. Safe for concurrent use.
 type TicketKeys struct {
 	seed [32]byte
-	now  func() time.Time
 }
 
 // NewTicketKeys returns keys derived from seed (32 bytes), or from a fresh
 // random seed when seed is nil.
 func NewTicketKeys(seed []byte) (*TicketKeys, error) {
-	k := &TicketKeys{now: time.Now}
+	k := &TicketKeys{}
 	switch {
 	case seed == nil:
 		if _, err := rand.Read(k.seed[:]); err != nil {
@@ -67,7 +66,7 @@ func (k *TicketKeys) Keys(t time.Time) [][32]byte {
 // Apply sets the keys in force now on every config. Call it before the
 // configs serve; Run keeps them current.
 func (k *TicketKeys) Apply(cfgs []*tls.Config) {
-	keys := k.Keys(k.now())
+	keys := k.Keys(time.Now())
 	for _, c := range cfgs {
 		c.SetSessionTicketKeys(keys)
 	}
@@ -76,7 +75,7 @@ func (k *TicketKeys) Apply(cfgs []*tls.Config) {
 // Run applies the keys again at every period boundary until ctx ends.
 func (k *TicketKeys) Run(ctx context.Context, cfgs []*tls.Config) {
 	for {
-		now := k.now()
+		now := time.Now()
 		next := now.Truncate(ticketPeriod).Add(ticketPeriod)
 		t := time.NewTimer(next.Sub(now) + time.Second)
 		select {
