@@ -162,12 +162,7 @@ type Status struct {
 func NewWatcher(s Spec, known []string, log *slog.Logger) *Watcher {
 	w := &Watcher{spec: s, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	w.st.Addrs = known
-	w.lookup(func(addrs []string) error {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.st.Addrs = addrs
-		return nil
-	})
+	w.lookup() // before Start: nothing to apply to yet, the set is recorded
 	return w
 }
 
@@ -212,13 +207,13 @@ func (w *Watcher) run() {
 			return
 		case <-t.C:
 		}
-		w.lookup(w.install)
+		w.lookup()
 		t.Reset(w.spec.Interval) // the interval runs between lookups: they never pile up
 	}
 }
 
-// lookup resolves once and hands a changed set to install.
-func (w *Watcher) lookup(install func([]string) error) {
+// lookup resolves once and installs a changed set.
+func (w *Watcher) lookup() {
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
 	addrs, r, err := Lookup(ctx, w.spec)
@@ -232,7 +227,7 @@ func (w *Watcher) lookup(install func([]string) error) {
 	changed := r != ResultError && !slices.Equal(addrs, w.st.Addrs)
 	w.mu.Unlock()
 	if changed {
-		if err := install(addrs); err != nil {
+		if err := w.install(addrs); err != nil {
 			msg = "applying " + strconv.Itoa(len(addrs)) + " backends: " + err.Error()
 		}
 	}
@@ -255,10 +250,13 @@ func (w *Watcher) setError(msg string) {
 	}
 }
 
-// install applies addrs, recording them once applied.
+// install applies addrs (before Start, in NewWatcher, there is nothing to
+// apply them to), recording them once applied.
 func (w *Watcher) install(addrs []string) error {
-	if err := w.apply(addrs); err != nil {
-		return err
+	if w.apply != nil {
+		if err := w.apply(addrs); err != nil {
+			return err
+		}
 	}
 	w.mu.Lock()
 	w.st.Addrs = addrs
