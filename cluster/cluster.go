@@ -190,12 +190,10 @@ func safetyMargin(ttl time.Duration) time.Duration {
 }
 
 func (n *Node) memberKey(id string) string { return n.prefix + "members/" + id }
-func (n *Node) shareKey(t Target, id string) string {
-	return n.prefix + "shares/" + t.Upstream + "/" + t.Address + "/" + id
-}
-func (n *Node) versionKey(t Target) string {
-	return n.prefix + "version/" + t.Upstream + "/" + t.Address
-}
+
+// shareKey and versionKey take a backend key (bkey).
+func (n *Node) shareKey(k, id string) string { return n.prefix + "shares/" + k + "/" + id }
+func (n *Node) versionKey(k string) string   { return n.prefix + "version/" + k }
 
 // register grants a lease and puts the member key under it.
 func (n *Node) register(ctx context.Context) error {
@@ -592,8 +590,8 @@ func (n *Node) dropStale(ctx context.Context, st *state, targets []Target, now t
 			continue
 		}
 		_, err := n.cli.Txn(ctx).Then(
-			clientv3.OpDelete(n.prefix+"shares/"+k+"/"+n.cfg.ID),
-			clientv3.OpPut(n.prefix+"version/"+k, "1"),
+			clientv3.OpDelete(n.shareKey(k, n.cfg.ID)),
+			clientv3.OpPut(n.versionKey(k), "1"),
 		).Commit()
 		if err != nil {
 			n.errs.Add(1)
@@ -653,8 +651,8 @@ func (n *Node) reclaim(ctx context.Context, st *state, t Target, now time.Time) 
 		resp, err := n.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(n.memberKey(id)), "=", 0),
 		).Then(
-			clientv3.OpDelete(n.shareKey(t, id)),
-			clientv3.OpPut(n.versionKey(t), "1"),
+			clientv3.OpDelete(n.shareKey(bkey(t), id)),
+			clientv3.OpPut(n.versionKey(bkey(t)), "1"),
 		).Commit()
 		if err != nil {
 			n.errs.Add(1)
@@ -794,11 +792,11 @@ func (n *Node) write(ctx context.Context, e *entry, lease clientv3.LeaseID, old,
 	}
 	conds := []clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(n.memberKey(n.cfg.ID)), "=", lease)}
 	if grow {
-		conds = append(conds, clientv3.Compare(clientv3.ModRevision(n.versionKey(e.t)), "=", version))
+		conds = append(conds, clientv3.Compare(clientv3.ModRevision(n.versionKey(bkey(e.t))), "=", version))
 	}
-	ops := []clientv3.Op{clientv3.OpPut(n.shareKey(e.t, n.cfg.ID), v)}
+	ops := []clientv3.Op{clientv3.OpPut(n.shareKey(bkey(e.t), n.cfg.ID), v)}
 	if s != old || grow {
-		ops = append(ops, clientv3.OpPut(n.versionKey(e.t), "1"))
+		ops = append(ops, clientv3.OpPut(n.versionKey(bkey(e.t)), "1"))
 	}
 	resp, err := n.cli.Txn(ctx).If(conds...).Then(ops...).Commit()
 	if err != nil {

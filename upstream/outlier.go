@@ -128,13 +128,6 @@ func (p *Pool) unEject(b *Backend) {
 	b.refreshLocked()
 }
 
-// Ejected reports whether b is ejected by outlier detection now.
-func (b *Backend) Ejected() bool {
-	b.rot.mu.Lock()
-	defer b.rot.mu.Unlock()
-	return b.rot.ejected
-}
-
 // OthersUp reports whether a backend of the pool other than b is in
 // rotation.
 func (p *Pool) OthersUp(b *Backend) bool {

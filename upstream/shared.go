@@ -58,9 +58,6 @@ func NewShared(proc *shm.Process) *Shared {
 	return &Shared{proc: proc, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Process returns the segment entry of this process.
-func (s *Shared) Process() *shm.Process { return s.proc }
-
 // BackendSlot returns the shared slot of backend address of upstream, for
 // BackendConfig.Slot. hold is the upstream's response_timeout: how long the
 // slots a dead process held on it are kept. share is the cluster share the
