@@ -122,12 +122,20 @@ func (p *Pool) publishLocked() {
 	p.share.slot.Publish(head, tail)
 }
 
+// othersWaiting reports whether another process counts a waiter for the
+// pool: a process raises its counts before it publishes a waiter and
+// lowers them before it unpublishes one, so without it Slot.Next, which
+// reads every process's row, finds nobody.
+func (sh *PoolShare) othersWaiting() bool {
+	return sh.slot.Waiting().Load()-sh.slot.MyWaiting().Load() > 0
+}
+
 // yieldLocked reports whether a free slot should be left to another
 // process, whose next waiter goes before this one's by more than
 // crossTolerance.
 func (p *Pool) yieldLocked() bool {
 	sh := p.share
-	if sh == nil || sh.force || p.q.len == 0 {
+	if sh == nil || sh.force || p.q.len == 0 || !sh.othersWaiting() {
 		return false
 	}
 	lifo := p.lifo.Load()
@@ -151,7 +159,7 @@ func (p *Pool) yieldLocked() bool {
 // for this pool: then a newcomer queues too instead of taking a slot freed
 // for that waiter.
 func (p *Pool) othersQueuedLocked() bool {
-	if p.share == nil {
+	if p.share == nil || !p.share.othersWaiting() {
 		return false
 	}
 	proc, _ := p.share.slot.Next(false)
@@ -162,7 +170,7 @@ func (p *Pool) othersQueuedLocked() bool {
 // this pool next, if another process has one.
 func (p *Pool) wakeRemoteLocked() {
 	sh := p.share
-	if sh == nil || sh.slot.Waiting().Load()-sh.slot.MyWaiting().Load() <= 0 {
+	if sh == nil || !sh.othersWaiting() {
 		return
 	}
 	if proc, _ := sh.slot.Next(p.lifo.Load()); proc >= 0 {
