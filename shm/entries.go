@@ -47,11 +47,8 @@ func (s *Segment) inUse(j int) bool {
 
 // Lookup returns the entry of key, if one is ready.
 func (s *Segment) Lookup(key string) (Entry, bool) {
-	h := hashKey(key)
-	for j := range MaxSlots {
-		if s.slotState(j).Load() == stateReady && s.slotHash(j).Load() == h {
-			return Entry{seg: s, j: j, Key: key}, true
-		}
+	if j := s.find(hashKey(key)); j >= 0 {
+		return Entry{seg: s, j: j, Key: key}, true
 	}
 	return Entry{}, false
 }
@@ -76,9 +73,7 @@ func (e Entry) Hold() time.Duration { return time.Duration(e.seg.slotHold(e.j).L
 func (s *Segment) WakeAll() {
 	for i := range MaxProcs {
 		if s.procState(i).Load() == stateReady {
-			w := s.procWake(i)
-			w.Add(1)
-			futexWake(w)
+			s.wake(i)
 		}
 	}
 }

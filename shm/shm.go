@@ -301,13 +301,7 @@ func (p *Process) Slot(key string, hold time.Duration, share int64) (*Slot, erro
 	h := hashKey(key)
 	p.lockClaims()
 	defer p.unlockClaims()
-	j := -1
-	for k := range MaxSlots {
-		if s.slotState(k).Load() == stateReady && s.slotHash(k).Load() == h {
-			j = k
-			break
-		}
-	}
+	j := s.find(h)
 	if j < 0 {
 		if j = s.claimable(); j < 0 {
 			return nil, fmt.Errorf("%w: %d slots", ErrFull, MaxSlots)
@@ -460,9 +454,21 @@ func (sl *Slot) Next(newest bool) (proc int, enqueued int64) {
 	return proc, enqueued
 }
 
+// find returns the ready entry with key hash h, or -1.
+func (s *Segment) find(h int64) int {
+	for j := range MaxSlots {
+		if s.slotState(j).Load() == stateReady && s.slotHash(j).Load() == h {
+			return j
+		}
+	}
+	return -1
+}
+
 // Wake wakes process proc's Wait.
-func (p *Process) Wake(proc int) {
-	w := p.seg.procWake(proc)
+func (p *Process) Wake(proc int) { p.seg.wake(proc) }
+
+func (s *Segment) wake(proc int) {
+	w := s.procWake(proc)
 	w.Add(1)
 	futexWake(w)
 }
