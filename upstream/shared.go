@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,16 @@ func (s *Shared) BackendSlot(upstream, address string, hold time.Duration, share
 // BackendKeyPrefix starts the key of every backend's slot entry:
 // "b|UPSTREAM|ADDRESS".
 const BackendKeyPrefix = "b|"
+
+// ParseBackendKey returns the upstream and address of a backend's slot
+// entry key.
+func ParseBackendKey(key string) (upstream, address string, ok bool) {
+	rest, ok := strings.CutPrefix(key, BackendKeyPrefix)
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, "|") // upstream names have no '|'
+}
 
 // PoolKey is the key of the slot entry of upstream's pool.
 func PoolKey(upstream string) string { return "p|" + upstream }

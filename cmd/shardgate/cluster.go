@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"shardgate/cluster"
 	"shardgate/config"
@@ -57,7 +56,7 @@ func segmentTargets(seg *shm.Segment) func() []cluster.Target {
 	return func() []cluster.Target {
 		var out []cluster.Target
 		for _, e := range seg.Entries(upstream.BackendKeyPrefix) {
-			up, addr, ok := strings.Cut(strings.TrimPrefix(e.Key, upstream.BackendKeyPrefix), "|")
+			up, addr, ok := upstream.ParseBackendKey(e.Key)
 			if !ok {
 				continue
 			}
