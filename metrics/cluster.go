@@ -1,10 +1,6 @@
 package metrics
 
-import (
-	"sync/atomic"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // ClusterStatus is the cluster view of a replica (issue 14, package
 // cluster): who is a member and what share of each backend's limit this
@@ -37,19 +33,18 @@ type ClusterShare struct {
 	Replicas map[string]int64 `json:"replicas"`
 }
 
-// clusterCollector exposes the Snapshot's Cluster at scrape time; it has no
-// series while no cluster is configured.
+// clusterCollector exposes a Snapshot's Cluster at scrape time; it has no
+// series while no cluster is configured. A snapshotCollector runs it on the
+// snapshot it takes (one per scrape), or clusterOnly on a cluster status.
 type clusterCollector struct {
-	source     *atomic.Pointer[func() Snapshot]
 	share      *prometheus.Desc
 	members    *prometheus.Desc
 	rebalances *prometheus.Desc
 	errors     *prometheus.Desc
 }
 
-func newClusterCollector(source *atomic.Pointer[func() Snapshot]) *clusterCollector {
-	return &clusterCollector{
-		source: source,
+func newClusterCollector() clusterCollector {
+	return clusterCollector{
 		share: desc("cluster_share", "Slots of the backend's limit this replica admits on (its cluster share).",
 			[]string{"upstream", "backend"}),
 		members:    desc("cluster_members", "Replicas of the cluster with a live lease.", nil),
@@ -58,21 +53,14 @@ func newClusterCollector(source *atomic.Pointer[func() Snapshot]) *clusterCollec
 	}
 }
 
-// Describe implements prometheus.Collector.
-func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c clusterCollector) describe(ch chan<- *prometheus.Desc) {
 	ch <- c.share
 	ch <- c.members
 	ch <- c.rebalances
 	ch <- c.errors
 }
 
-// Collect implements prometheus.Collector.
-func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.source.Load()
-	if f == nil {
-		return
-	}
-	cs := (*f)().Cluster
+func (c clusterCollector) collect(ch chan<- prometheus.Metric, cs *ClusterStatus) {
 	if cs == nil {
 		return
 	}
@@ -90,13 +78,17 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(cs.Errors))
 }
 
-// ClusterGatherer gathers the cluster metrics of status alone, for the
+// clusterOnly collects the cluster metrics of status alone.
+type clusterOnly struct {
+	c      clusterCollector
+	status func() *ClusterStatus
+}
+
+func (o clusterOnly) Describe(ch chan<- *prometheus.Desc) { o.c.describe(ch) }
+func (o clusterOnly) Collect(ch chan<- prometheus.Metric) { o.c.collect(ch, o.status()) }
+
+// RegisterCluster registers on reg the cluster metrics of status, for the
 // supervisor of `processes: N`, whose workers run no cluster node.
-func ClusterGatherer(status func() *ClusterStatus) prometheus.Gatherer {
-	var source atomic.Pointer[func() Snapshot]
-	f := func() Snapshot { return Snapshot{Cluster: status()} }
-	source.Store(&f)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newClusterCollector(&source))
-	return reg
+func RegisterCluster(reg prometheus.Registerer, status func() *ClusterStatus) {
+	reg.MustRegister(clusterOnly{c: newClusterCollector(), status: status})
 }

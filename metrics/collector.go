@@ -24,6 +24,7 @@ type snapshotCollector struct {
 	open            *prometheus.Desc
 	lookups         *prometheus.Desc
 	discovered      *prometheus.Desc
+	cluster         clusterCollector
 }
 
 func newSnapshotCollector(source *atomic.Pointer[func() Snapshot]) *snapshotCollector {
@@ -42,6 +43,7 @@ func newSnapshotCollector(source *atomic.Pointer[func() Snapshot]) *snapshotColl
 		lookups: desc("discovery_lookups_total", "DNS lookups of the upstream's discover name, by result.",
 			[]string{"upstream", "result"}),
 		discovered: desc("discovery_backends", "Backends of the upstream's last DNS answer applied.", up),
+		cluster:    newClusterCollector(),
 	}
 }
 
@@ -55,6 +57,7 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.backendInflight, c.backendMax, c.backendUp, c.accepted, c.open, c.lookups, c.discovered} {
 		ch <- d
 	}
+	c.cluster.describe(ch)
 }
 
 // Collect implements prometheus.Collector. Repeated names or addresses in the
@@ -65,6 +68,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	snap := (*f)()
+	c.cluster.collect(ch, snap.Cluster)
 	c.collectListeners(ch, snap.Listeners)
 	seen := make(map[string]bool, len(snap.Upstreams))
 	for _, u := range snap.Upstreams {

@@ -71,7 +71,7 @@ func NewMetrics(version string) *Metrics {
 	m.bodies = newBodyMetrics(m.reg)
 	m.registerResilience()
 	m.reg.MustRegister(m.requests, m.duration, m.queueWait, m.shed, m.backendResp, m.backendErrs,
-		newBuildInfo(version), newSnapshotCollector(&m.source), newClusterCollector(&m.source), m.dropped.counterFunc(),
+		newBuildInfo(version), newSnapshotCollector(&m.source), m.dropped.counterFunc(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -50,6 +50,9 @@ var sameInEveryWorker = map[string]bool{
 // sockets have neither).
 func (s *supervisor) setupAdmin() error {
 	s.edge, s.reg = &edges{stop: func() {}}, prometheus.NewRegistry()
+	if s.node != nil { // the workers run no node: the supervisor's are the cluster metrics
+		metrics.RegisterCluster(s.reg, s.node.Status)
+	}
 	as := admin.NewServer(nil, s.snapshot, s.allReady)
 	as.SetGatherer(prometheus.GathererFunc(s.gather))
 	as.SetProfiles(s.workerProfile(admin.Profiles()))
@@ -141,14 +144,9 @@ func (s *supervisor) gather() ([]*dto.MetricFamily, error) {
 	for _, name := range slices.Sorted(maps.Keys(merged)) {
 		out = append(out, merged[name])
 	}
-	own, err := s.reg.Gather() // the admin guard's refusals
+	own, err := s.reg.Gather() // the admin guard's refusals, the cluster's
 	out = append(out, own...)
 	errs = append(errs, err)
-	if s.node != nil { // the workers run no node: the supervisor's are the cluster metrics
-		fams, err := metrics.ClusterGatherer(s.node.Status).Gather()
-		out = append(out, fams...)
-		errs = append(errs, err)
-	}
 	return out, errors.Join(errs...)
 }
 
