@@ -107,7 +107,7 @@ func (g *Gateway) apply(cfg *config.Config, disc discovered) error {
 			streams:    g.spool.streamCounter(name),
 			discovery:  disc.watchers[name],
 
-			tunnels:         g.tunnels.forUpstream(uc, g.metrics),
+			tunnels:         g.tunnels.forUpstream(uc),
 			connectTimeout:  uc.ConnectTimeout,
 			responseTimeout: uc.ResponseTimeout,
 		}

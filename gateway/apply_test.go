@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"shardgate/config"
 	"shardgate/internal/wait"
+	"shardgate/metrics"
 )
 
 // Regression: a reload that removed a whole upstream left its backends'
@@ -47,4 +49,53 @@ routes:
 	if n := checks.Load() - before; n != 0 {
 		t.Fatalf("%d health checks after the reload removed their upstream, want none", n)
 	}
+}
+
+// Regression: shardgate_tunnels_open of an upstream a reload removed and a
+// later one added back was gone for good (its gauge child was deleted, and
+// the gateway kept counting into the deleted one).
+func TestTunnelsGaugeSurvivesUpstreamReadded(t *testing.T) {
+	addr := startBackend(t, func(ctx *fasthttp.RequestCtx) {})
+	two := fmt.Sprintf(`
+admin: {address: ""}
+upstreams:
+  app: {backends: [{address: %q}]}
+  ws: {backends: [{address: %q}]}
+routes:
+  - {upstream: app}
+`, addr, addr)
+	parse := func(s string) *config.Config {
+		cfg, err := config.Parse([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	m := metrics.NewMetrics("test")
+	g, err := New(parse(two), m, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	m.SetSource(func() metrics.Snapshot { return metrics.Snapshot{Upstreams: g.Snapshot()} })
+	for _, cfg := range []*config.Config{parse(oneUpstream(addr, 0, "")), parse(two)} {
+		if err := g.Apply(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "shardgate_tunnels_open" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			if s.GetLabel()[0].GetValue() == "ws" {
+				return
+			}
+		}
+	}
+	t.Fatal("no shardgate_tunnels_open{upstream=\"ws\"} after ws was removed and added back")
 }

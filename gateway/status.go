@@ -21,6 +21,7 @@ func (g *Gateway) Snapshot() []metrics.UpstreamStatus {
 			LIFO:        p.LIFO(),
 			Shed:        make(map[string]uint64, upstream.NumShedReasons),
 			Streams:     u.streams.Load(),
+			Tunnels:     u.tunnels.open.Load(),
 			Discovery:   discoveryStatus(u.discovery),
 		}
 		for r := range upstream.NumShedReasons {

@@ -12,11 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"shardgate/config"
-	"shardgate/metrics"
 	"shardgate/upstream"
 )
 
@@ -37,12 +35,12 @@ const tunnelBufSize = 32 << 10
 // maxTunnelHead bounds the backend's answer head.
 const maxTunnelHead = 32 << 10
 
-// tunnelSet counts the tunnels of one upstream; it outlives reloads.
+// tunnelSet counts the tunnels of one upstream (shardgate_tunnels_open,
+// read from the snapshot); it outlives reloads.
 type tunnelSet struct {
-	open  atomic.Int64
-	max   atomic.Int64 // 0 = no cap
-	idle  atomic.Int64 // tunnel_idle_timeout in ns
-	gauge prometheus.Gauge
+	open atomic.Int64
+	max  atomic.Int64 // 0 = no cap
+	idle atomic.Int64 // tunnel_idle_timeout in ns
 }
 
 // tunnelRegistry holds every upstream's tunnelSet and the open tunnels, so
@@ -57,7 +55,7 @@ type tunnelRegistry struct {
 }
 
 // forUpstream returns the tunnelSet of upstream uc, updated to its settings.
-func (r *tunnelRegistry) forUpstream(uc *config.Upstream, m *metrics.Metrics) *tunnelSet {
+func (r *tunnelRegistry) forUpstream(uc *config.Upstream) *tunnelSet {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sets == nil {
@@ -67,9 +65,6 @@ func (r *tunnelRegistry) forUpstream(uc *config.Upstream, m *metrics.Metrics) *t
 	ts := r.sets[uc.Name]
 	if ts == nil {
 		ts = &tunnelSet{}
-		if m != nil {
-			ts.gauge = m.TunnelsOpen(uc.Name)
-		}
 		r.sets[uc.Name] = ts
 	}
 	ts.max.Store(int64(uc.MaxTunnels))
@@ -77,12 +72,7 @@ func (r *tunnelRegistry) forUpstream(uc *config.Upstream, m *metrics.Metrics) *t
 	return ts
 }
 
-func (ts *tunnelSet) add(n int64) {
-	ts.open.Add(n)
-	if ts.gauge != nil {
-		ts.gauge.Add(float64(n))
-	}
-}
+func (ts *tunnelSet) add(n int64) { ts.open.Add(n) }
 
 // tunnel is one open tunnel's connections.
 type tunnel struct {

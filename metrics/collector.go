@@ -17,6 +17,7 @@ type snapshotCollector struct {
 	queueLength     *prometheus.Desc
 	queueLIFO       *prometheus.Desc
 	upInflight      *prometheus.Desc
+	tunnels         *prometheus.Desc
 	backendInflight *prometheus.Desc
 	backendMax      *prometheus.Desc
 	backendUp       *prometheus.Desc
@@ -35,6 +36,7 @@ func newSnapshotCollector(source *atomic.Pointer[func() Snapshot]) *snapshotColl
 		queueLength:     desc("queue_length", "Requests waiting in the upstream's queue.", up),
 		queueLIFO:       desc("queue_lifo", "1 while the upstream's queue serves newest-first, else 0.", up),
 		upInflight:      desc("upstream_inflight", "Requests in flight at the upstream's backends.", up),
+		tunnels:         desc("tunnels_open", "Upgrade tunnels (WebSocket) open now; each holds a backend slot.", up),
 		backendInflight: desc("backend_inflight", "Requests in flight at the backend.", be),
 		backendMax:      desc("backend_max_inflight", "Requests the backend may run at once; 0 means unlimited.", be),
 		backendUp:       desc("backend_up", "1 while the backend takes new requests, else 0.", be),
@@ -53,7 +55,7 @@ func desc(name, help string, labels []string) *prometheus.Desc {
 
 // Describe implements prometheus.Collector.
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queueLength, c.queueLIFO, c.upInflight,
+	for _, d := range []*prometheus.Desc{c.queueLength, c.queueLIFO, c.upInflight, c.tunnels,
 		c.backendInflight, c.backendMax, c.backendUp, c.accepted, c.open, c.lookups, c.discovered} {
 		ch <- d
 	}
@@ -118,6 +120,7 @@ func (c *snapshotCollector) collectUpstream(ch chan<- prometheus.Metric, u *Upst
 	gauge(c.queueLength, float64(u.QueueLength), u.Name)
 	gauge(c.queueLIFO, boolFloat(u.LIFO), u.Name)
 	gauge(c.upInflight, float64(u.Inflight), u.Name)
+	gauge(c.tunnels, float64(u.Tunnels), u.Name)
 	if d := u.Discovery; d != nil {
 		gauge(c.discovered, float64(d.Backends), u.Name)
 		for r := range discovery.NumResults { // every result, at 0 too

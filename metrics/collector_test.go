@@ -50,7 +50,6 @@ func populated(t testing.TB) *Metrics {
 	u.Backend(0).Error(upstream.ErrReset)
 	m.ConfigReload(true)
 	m.Retries("app").Retry(RetrySuccess)
-	m.TunnelsOpen("app").Set(0)
 	NewTLSHandshakeErrors(m).WithLabelValues(":443", "timeout").Inc()
 	NewAdminRefused(m.Registry()).WithLabelValues("403").Inc()
 	return m

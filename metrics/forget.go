@@ -18,7 +18,7 @@ func (m *Metrics) ForgetUpstream(upstream string) {
 	l := prometheus.Labels{"upstream": upstream}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.requests, m.duration, m.queueWait, m.shed, m.backendResp, m.backendErrs, m.resilience.retries, m.resilience.tunnels, m.bodies.streams} {
+	}{m.requests, m.duration, m.queueWait, m.shed, m.backendResp, m.backendErrs, m.resilience.retries, m.bodies.streams} {
 		v.DeletePartialMatch(l)
 	}
 	m.mu.Lock()

@@ -30,7 +30,6 @@ func (r RetryResult) String() string {
 // resilienceMetrics are the vectors of this file, registered by NewMetrics.
 type resilienceMetrics struct {
 	retries *prometheus.CounterVec
-	tunnels *prometheus.GaugeVec
 }
 
 func (m *Metrics) registerResilience() {
@@ -38,16 +37,7 @@ func (m *Metrics) registerResilience() {
 		Namespace: namespace, Name: "retries_total",
 		Help: "Requests retried after a failure that was safe to retry, by what became of them.",
 	}, []string{"upstream", "result"})
-	m.resilience.tunnels = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "tunnels_open",
-		Help: "Upgrade tunnels (WebSocket) open now; each holds a backend slot.",
-	}, []string{"upstream"})
-	m.reg.MustRegister(m.resilience.retries, m.resilience.tunnels)
-}
-
-// TunnelsOpen returns the shardgate_tunnels_open gauge of upstream name.
-func (m *Metrics) TunnelsOpen(name string) prometheus.Gauge {
-	return m.resilience.tunnels.WithLabelValues(name)
+	m.reg.MustRegister(m.resilience.retries)
 }
 
 // RetryMetrics holds the retry counters of one upstream. Safe for

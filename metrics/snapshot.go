@@ -68,6 +68,8 @@ type UpstreamStatus struct {
 	// Streams is the number of responses passing through as they arrive
 	// now, each holding a backend slot.
 	Streams int64 `json:"streams_open"`
+	// Tunnels is the number of Upgrade tunnels (WebSocket) open now.
+	Tunnels int64 `json:"tunnels_open"`
 	// History is the last minutes for the status page's graphs; nil when
 	// none is kept.
 	History *History `json:"history,omitempty"`

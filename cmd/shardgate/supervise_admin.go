@@ -278,6 +278,7 @@ func mergeUpstreams(out *metrics.Snapshot, us []metrics.UpstreamStatus) {
 		m.Inflight = max(m.Inflight, u.Inflight) // shared: the same in every worker
 		m.QueueLength += u.QueueLength
 		m.Streams += u.Streams
+		m.Tunnels += u.Tunnels
 		m.LIFO = m.LIFO || u.LIFO
 		m.Requests += u.Requests
 		mergeDiscovery(m, u.Discovery)
